@@ -77,8 +77,12 @@ def build_cache_key(
     data_fingerprint: str,
     precision: str,
 ) -> dict[str, Any]:
-    """Everything that changes a model's outputs on the dataset, and nothing else."""
-    return {
+    """Everything that changes a model's outputs on the dataset, and nothing else.
+
+    Returned in JSON-normalised form (lists, not tuples) so that it compares
+    equal to itself after a save/load round trip.
+    """
+    key = {
         "format": CACHE_FORMAT,
         "model": model_name,
         "source": spec.source,
@@ -88,6 +92,7 @@ def build_cache_key(
         "data": data_fingerprint,
         "precision": precision,
     }
+    return json.loads(json.dumps(key))
 
 
 def find_cache_path(cache_dir: Path, key: dict[str, Any]) -> Path:
@@ -105,7 +110,7 @@ def read_cache(path: Path, key: dict[str, Any]) -> Features | None:
     except Exception as err:  # a truncated/corrupt file is just a miss: recompute
         print(f"Ignoring unreadable cache {path}: {err}")
         return None
-    if payload.get("key") != json.loads(json.dumps(key)):  # guards against hash collisions
+    if payload.get("key") != key:  # guards against hash collisions and foreign files
         return None
     return Features(values=payload["values"], labels=payload["labels"])
 

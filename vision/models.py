@@ -118,6 +118,10 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
+def with_article(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
+
 def get_model_spec(name: str, role: str | None = None) -> ModelSpec:
     """Look ``name`` up; with ``role`` ('weak'/'strong') also check its kind."""
     if name not in MODELS:
@@ -130,8 +134,8 @@ def get_model_spec(name: str, role: str | None = None) -> ModelSpec:
         if spec.kind != wanted:
             valid = sorted(n for n, s in MODELS.items() if s.kind == wanted)
             raise ValueError(
-                f"{role} model {name!r} is a {spec.kind}, but the {role} model must be a "
-                f"{wanted}; valid {role} models: {', '.join(valid)}"
+                f"{role} model {name!r} is {with_article(spec.kind)}, but the {role} model must be "
+                f"{with_article(wanted)}; valid {role} models: {', '.join(valid)}"
             )
     return spec
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -34,6 +35,16 @@ def restore_registries():
     MODELS.update(models)
     DATASETS.clear()
     DATASETS.update(datasets)
+
+
+@pytest.fixture(autouse=True)
+def single_thread_torch():
+    """Tiny tensors gain nothing from intra-op threads, and on a busy 2-core box
+    thread hand-offs make each op ~100x slower; restored afterwards."""
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n_threads)
 
 
 @pytest.fixture(scope="session")

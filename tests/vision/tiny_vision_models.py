@@ -37,7 +37,8 @@ def build_tiny_weak() -> nn.Module:
     head = nn.Linear(3, len(CLASSES), bias=False)
     weights = {"blue": (0, 0, 1), "green": (0, 1, 0), "red": (1, 0, 0), "yellow": (0.5, 0.5, 0)}
     with torch.no_grad():
-        head.weight.copy_(torch.tensor([weights[c] for c in CLASSES], dtype=torch.float32))
+        # x10: confident soft labels, so the student reliably copies the mistake.
+        head.weight.copy_(10 * torch.tensor([weights[c] for c in CLASSES], dtype=torch.float32))
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), head)
 
 
