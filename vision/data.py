@@ -61,6 +61,7 @@ class DatasetSpec:
     find_root: Callable[[str], Path]
     n_classes: int | None = None  # required number of class folders, if fixed
     description: str = ""
+    layout: str = "DATA_PATH/<class>/<image>"  # shown when the folder does not fit
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -68,6 +69,7 @@ DATASETS: dict[str, DatasetSpec] = {
         find_root=find_imagenet_val_root,
         n_classes=1000,
         description="ImageNet validation set (50,000 images) in ImageFolder layout",
+        layout="DATA_PATH/val/<wnid>/<image> or DATA_PATH/<wnid>/<image>",
     ),
     "imagefolder": DatasetSpec(
         find_root=find_imagefolder_root,
@@ -102,11 +104,18 @@ def has_image_extension(filename: str) -> bool:
     return filename.lower().endswith(IMG_EXTENSIONS)
 
 
-def scan_image_folder(root: Path) -> ImageFolderIndex:
-    """List images the way torchvision's ImageFolder does (sorted classes, sorted walk)."""
+def find_classes(root: Path) -> list[str]:
+    """Class names: the sorted sub-directories of root, as torchvision's ImageFolder."""
     classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
     if not classes:
         raise ValueError(f"no class folders in {str(root)!r}; expected ImageFolder layout root/<class>/<image>")
+    return classes
+
+
+def scan_image_folder(root: Path, classes: list[str] | None = None) -> ImageFolderIndex:
+    """List images the way torchvision's ImageFolder does (sorted classes, sorted walk)."""
+    if classes is None:
+        classes = find_classes(root)
     samples: list[tuple[str, int]] = []
     empty: list[str] = []
     for label, cls in enumerate(classes):
@@ -131,13 +140,13 @@ def load_dataset_index(name: str, data_path: str) -> ImageFolderIndex:
     root = spec.find_root(data_path)
     if not root.is_dir():
         raise ValueError(f"data_path {data_path!r}: {str(root)!r} is not a directory")
-    index = scan_image_folder(root)
-    if spec.n_classes is not None and len(index.classes) != spec.n_classes:
+    classes = find_classes(root)
+    if spec.n_classes is not None and len(classes) != spec.n_classes:
         raise ValueError(
             f"dataset {name!r} expects {spec.n_classes} class folders but {str(root)!r} "
-            f"has {len(index.classes)}"
+            f"has {len(classes)} (expected layout: {spec.layout})"
         )
-    return index
+    return scan_image_folder(root, classes)
 
 
 def fingerprint_index(index: ImageFolderIndex) -> str:

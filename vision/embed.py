@@ -197,7 +197,9 @@ def run_model(
     # DataParallel scatters CPU inputs itself; otherwise copy asynchronously from pinned memory.
     scatter_itself = isinstance(model, nn.DataParallel)
     outputs, labels = [], []
-    with torch.inference_mode():
+    # no_grad rather than inference_mode: DataParallel's replica threads run
+    # outside inference mode and may not touch inference tensors in place.
+    with torch.no_grad():
         for images, y in tqdm(loader, desc=desc, unit="batch"):
             if not scatter_itself:
                 images = images.to(device, non_blocking=True)
