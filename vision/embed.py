@@ -55,6 +55,8 @@ def resolve_device(device: str) -> torch.device:
         raise ValueError(f"invalid device {device!r}: {err}") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r} requested but only {torch.cuda.device_count()} GPU(s) are visible")
     return resolved
 
 
@@ -108,9 +110,10 @@ def read_cache(path: Path, key: dict[str, Any]) -> Features | None:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated/corrupt file is just a miss: recompute
-        print(f"Ignoring unreadable cache {path}: {err}")
+        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        print(f"Ignoring unreadable cache {path}: {reason}")
         return None
-    if payload.get("key") != key:  # guards against hash collisions and foreign files
+    if not isinstance(payload, dict) or payload.get("key") != key:  # hash collision or foreign file
         return None
     return Features(values=payload["values"], labels=payload["labels"])
 

@@ -294,7 +294,9 @@ def run_experiment(cfg: Config) -> dict[str, Any]:
     write_json(config_path, {**asdict(cfg), "derived": describe_run(cfg, index, device, cache_dir, jobs)})
 
     num_workers = default_num_workers() if cfg.num_workers is None else cfg.num_workers
-    fetch = dict(index=index, batch_size=cfg.batch_size, num_workers=num_workers, device=device, use_cache=cfg.use_cache)
+    fetch = dict(
+        index=index, batch_size=cfg.batch_size, num_workers=num_workers, device=device, use_cache=cfg.use_cache
+    )
     print("Getting weak labels...")
     weak: Features = get_features(weak_job, **fetch)
     if weak.values.shape[1] != len(index.classes):
@@ -339,4 +341,4 @@ def run_experiment(cfg: Config) -> dict[str, Any]:
     write_json(results_path, results)
     print_summary(results)
     print(f"Wrote {results_path} (config: {config_path})")
-    return results
+    return to_json_safe(results)  # what results.json holds (NaN -> None)

@@ -201,4 +201,7 @@ def test_script_runs_as_a_subprocess(color_images, tmp_path):
 
     bad = run_script(*common, "--n_train=5000", tmp_path=tmp_path)
     assert bad.returncode == 2
-    assert bad.stderr.strip() == f"error: n_train=5000 must be smaller than the dataset size {N_IMAGES} ({str(color_images)!r}) so that a test split remains"
+    assert bad.stderr.strip() == (
+        f"error: n_train=5000 must be smaller than the dataset size {N_IMAGES} "
+        f"({str(color_images)!r}) so that a test split remains"
+    )

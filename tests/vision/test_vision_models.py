@@ -71,7 +71,8 @@ def test_alexnet_loader_asks_torchvision_for_imagenet_weights(monkeypatch):
 
 def test_missing_optional_dependency_is_one_clear_error():
     spec = ModelSpec(loader=nn.Identity, kind="embedder", source="x", requires=("surely_not_installed_mod",))
-    with pytest.raises(ValueError, match=r"model 'x_model' needs surely_not_installed_mod.*pip install -e \"\.\[vision\]\""):
+    message = r"model 'x_model' needs surely_not_installed_mod.*pip install -e \"\.\[vision\]\""
+    with pytest.raises(ValueError, match=message):
         check_requirements("x_model", spec)
 
 
