@@ -1,0 +1,87 @@
+"""Command-line entry points, shared by the top-level scripts and sweep subprocesses.
+
+    python -m weak_to_strong.cli train_simple --model_size=toy-small --ds_name=synthetic
+    python -m weak_to_strong.cli sweep --model_sizes=toy-small,toy-large --ds_name=synthetic
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from dataclasses import fields
+
+
+def exit_on_user_error(fn):
+    """User errors (ValueError) become one line on stderr and exit status 2, with no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper
+
+
+def quiet_libraries() -> None:
+    """Keep our own progress bars; silence the per-call bars of datasets and transformers."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def check_flag_names(flags: dict, extra: tuple[str, ...] = ()) -> None:
+    from weak_to_strong.config import RunConfig
+
+    valid = {f.name for f in fields(RunConfig)} | set(extra)
+    unknown = sorted(set(flags) - valid)
+    if unknown:
+        raise ValueError(f"unknown flag(s) {', '.join('--' + u for u in unknown)}; see --help for the valid ones")
+
+
+@exit_on_user_error
+def train_simple(**flags) -> None:
+    from weak_to_strong.config import RunConfig
+    from weak_to_strong.pipeline import run_train_simple
+
+    check_flag_names(flags)
+    cfg = RunConfig(**flags)
+    quiet_libraries()
+    run_train_simple(cfg)
+
+
+@exit_on_user_error
+def sweep(model_sizes=None, **flags) -> None:
+    from weak_to_strong.sweep import run_sweep
+
+    check_flag_names(flags)
+    run_sweep(model_sizes, **flags)
+
+
+def expose_config_flags() -> None:
+    """Give the entry points RunConfig's signature, so fire lists its flags in --help and rejects unknown ones."""
+    from weak_to_strong.config import RunConfig
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    config_params = [p.replace(kind=keyword) for p in inspect.signature(RunConfig).parameters.values()]
+    train_simple.__signature__ = inspect.Signature(config_params)
+    sweep.__signature__ = inspect.Signature([inspect.Parameter("model_sizes", keyword)] + config_params)
+
+
+def main(command: str | None = None) -> None:
+    """fire entry point: one command (the top-level scripts) or both (python -m weak_to_strong.cli)."""
+    import fire
+
+    expose_config_flags()
+    commands = {"train_simple": train_simple, "sweep": sweep}
+    fire.Fire(commands[command] if command else commands)
+
+
+if __name__ == "__main__":
+    main()

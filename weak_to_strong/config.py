@@ -1,0 +1,163 @@
+"""The run config: its fields, which of them affect results, validation and defaults.
+
+Fields with a `short` key affect results: they go into config.json and the run
+folder's name. The others (where results go, how work is chunked, whether to
+retrain) cannot change a run's results and are left out of both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from weak_to_strong.datasets import get_dataset_spec
+from weak_to_strong.loss import LOSSES
+from weak_to_strong.models import OPTIMIZERS, get_model_spec
+from weak_to_strong.train import LR_SCHEDULES
+
+
+def result_field(default, short: str):
+    """A field that affects results; `short` names it in run folder names."""
+    return field(default=default, metadata={"short": short})
+
+
+@dataclass
+class RunConfig:
+    """One train_simple.py run. Names and defaults follow the reference implementation."""
+
+    batch_size: int = result_field(32, "bs")
+    """Examples per optimizer step (the learning rates were tuned for 32)."""
+    max_ctx: int = result_field(1024, "ctx")
+    """Documents longer than this many tokens are dropped."""
+    ds_name: str = result_field("sciq", "ds")
+    loss: str = result_field("xent", "loss")
+    n_docs: int = result_field(20000, "nd")
+    """Training documents; a ground-truth run trains on the first half and labels the second."""
+    n_test_docs: int = result_field(10000, "ntd")
+    model_size: str = result_field("gpt2", "model")
+    lr: float | None = result_field(None, "lr")
+    """None: the model's default learning rate."""
+    optim: str | None = result_field(None, "opt")
+    """adam or adafactor; None: the model's default."""
+    epochs: int = result_field(2, "ep")
+    seed: int = result_field(0, "seed")
+    train_with_dropout: bool = result_field(False, "drop")
+    linear_probe: bool = result_field(False, "lp")
+    """Train only the head; the backbone stays frozen."""
+    lr_schedule: str = result_field("cosine_anneal", "sched")
+    weak_model_size: str | None = None
+    """Train on the weak labels of this model's ground-truth run (same flags otherwise)."""
+    weak_labels_path: str | None = None
+    """Train on the weak labels saved in this folder instead."""
+    force_retrain: bool = False
+    minibatch_size_per_device: int | None = None
+    """None: the model's default, capped at batch_size (only memory and speed depend on it)."""
+    results_folder: str = "results"
+    sweep_subfolder: str = "default"
+    eval_every: int | None = None
+    """Evaluate on the test set every this many steps (logged); None: final eval only."""
+    sync_command: str | None = None
+    """Run as `CMD download|upload PATH RESULTS_FOLDER` to fetch weak labels / push results."""
+    data_dir: str | None = None
+    """Local copies of datasets (else $W2S_DATA_DIR, else the hub)."""
+    save_model: bool = False
+    """Also save the trained weights (model.safetensors) in the run folder."""
+
+    def __post_init__(self):
+        validate_config(self)
+
+
+def check_positive_int(cfg: RunConfig, name: str, allow_none: bool = False) -> None:
+    value = getattr(cfg, name)
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"--{name} must be a positive integer, got {value!r}")
+
+
+def check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
+
+
+def validate_config(cfg: RunConfig) -> None:
+    """Every user error we can see before loading anything, as a ValueError naming the flag."""
+    for name in ("batch_size", "max_ctx", "n_docs", "n_test_docs", "epochs"):
+        check_positive_int(cfg, name)
+    for name in ("minibatch_size_per_device", "eval_every"):
+        check_positive_int(cfg, name, allow_none=True)
+    get_dataset_spec(cfg.ds_name)
+    check_choice("loss", cfg.loss, LOSSES)
+    check_choice("lr_schedule", cfg.lr_schedule, LR_SCHEDULES)
+    if cfg.optim is not None:
+        check_choice("optim", cfg.optim, OPTIMIZERS)
+    get_model_spec(cfg.model_size)
+    if cfg.weak_model_size is not None:
+        get_model_spec(cfg.weak_model_size)
+    if cfg.lr is not None and (isinstance(cfg.lr, bool) or not isinstance(cfg.lr, (int, float)) or cfg.lr <= 0):
+        raise ValueError(f"--lr must be a positive number, got {cfg.lr!r}")
+    if cfg.weak_model_size is not None and cfg.weak_labels_path is not None:
+        raise ValueError("give either --weak_model_size or --weak_labels_path, not both")
+    if cfg.minibatch_size_per_device is not None and cfg.batch_size % cfg.minibatch_size_per_device:
+        raise ValueError(
+            f"--batch_size={cfg.batch_size} is not a multiple of --minibatch_size_per_device="
+            f"{cfg.minibatch_size_per_device}"
+        )
+    if cfg.n_docs < 2:
+        raise ValueError(f"--n_docs={cfg.n_docs} is too small to split into two halves (need at least 2)")
+
+
+def is_transfer(cfg: RunConfig) -> bool:
+    return cfg.weak_model_size is not None or cfg.weak_labels_path is not None
+
+
+def with_defaults(cfg: RunConfig) -> RunConfig:
+    """lr and optim filled in from the model registry where not given."""
+    spec = get_model_spec(cfg.model_size)
+    return replace(cfg, lr=spec.default_lr if cfg.lr is None else float(cfg.lr),
+                   optim=spec.default_optimizer if cfg.optim is None else cfg.optim)
+
+
+def minibatch_size(cfg: RunConfig) -> int:
+    """The given minibatch, else the largest divisor of batch_size within the model's default."""
+    if cfg.minibatch_size_per_device is not None:
+        return cfg.minibatch_size_per_device
+    cap = get_model_spec(cfg.model_size).minibatch_size
+    return max(d for d in range(1, min(cap, cfg.batch_size) + 1) if cfg.batch_size % d == 0)
+
+
+def weak_run_config(cfg: RunConfig) -> RunConfig:
+    """The ground-truth run whose labels a transfer run trains on.
+
+    Same flags, with the weak model, xent, and the weak model's own default lr
+    and optimizer where the user gave none.
+    """
+    assert cfg.weak_model_size is not None
+    return replace(cfg, model_size=cfg.weak_model_size, loss="xent", weak_model_size=None, weak_labels_path=None)
+
+
+def read_weak_labels_config(weak_labels_path: str) -> dict:
+    """The config of the run that wrote these labels (config.json beside them), else their path."""
+    config_file = Path(weak_labels_path).parent / "config.json"
+    if config_file.exists():
+        return json.loads(config_file.read_text())
+    return {"weak_labels_path": os.path.abspath(weak_labels_path)}
+
+
+def result_dict(cfg: RunConfig) -> dict:
+    """Everything that affects results, with defaults resolved: config.json's content."""
+    resolved = asdict(with_defaults(cfg))
+    out = {f.name: resolved[f.name] for f in fields(RunConfig) if "short" in f.metadata}
+    if cfg.weak_model_size is not None:
+        out["weak_model_size"] = cfg.weak_model_size
+        out["weak_model"] = result_dict(weak_run_config(cfg))
+    elif cfg.weak_labels_path is not None:
+        out["weak_model"] = read_weak_labels_config(cfg.weak_labels_path)
+        out["weak_model_size"] = out["weak_model"].get("model_size")
+    return out
+
+
+def short_keys() -> dict[str, str]:
+    return {f.name: f.metadata["short"] for f in fields(RunConfig) if "short" in f.metadata}

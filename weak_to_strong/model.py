@@ -1,0 +1,76 @@
+"""A pretrained backbone with a zero-initialised linear head over the last real token."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from weak_to_strong.models import ModelSpec, pick_dtype, resolve_model_path
+
+
+def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position of the last attended token in each row, from the mask alone.
+
+    Never from token ids: padding with id 0 and searching for `!= 0` breaks on
+    GPT-2, where id 0 is "!". Works for left and right padding alike.
+    """
+    seq_len = attention_mask.shape[1]
+    return seq_len - 1 - attention_mask.flip(dims=[1]).long().argmax(dim=1)
+
+
+class TransformerWithHead(nn.Module):
+    """Backbone hidden state at the last real token -> linear head (float32) -> logits."""
+
+    def __init__(self, backbone: nn.Module, num_labels: int = 2, linear_probe: bool = False):
+        super().__init__()
+        self.backbone = backbone
+        hidden_size = backbone.config.hidden_size
+        self.score = nn.Linear(hidden_size, num_labels, bias=False)
+        nn.init.zeros_(self.score.weight)  # starts at uniform predictions, as in the paper
+        self.linear_probe = linear_probe
+        if linear_probe:
+            self.backbone.requires_grad_(False)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.linear_probe):
+            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        pooled = hidden[rows, last_token_index(attention_mask)]
+        return self.score(pooled.float())
+
+
+def load_tokenizer(spec: ModelSpec):
+    """The model's tokenizer, with a pad token set where it has none (GPT-2 has none)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(spec), **spec.pretrained_kwargs)
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token
+        else:
+            tokenizer.add_special_tokens({"pad_token": "<|pad|>"})
+    return tokenizer
+
+
+def load_model(spec: ModelSpec, device: torch.device, linear_probe: bool = False,
+               gradient_checkpointing: bool | None = None) -> TransformerWithHead:
+    """The backbone without its LM head (AutoModel), wrapped with a classification head."""
+    from transformers import AutoModel
+
+    dtype = pick_dtype(spec, device)
+    backbone = AutoModel.from_pretrained(resolve_model_path(spec), dtype=dtype, **spec.pretrained_kwargs)
+    use_ckpt = spec.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
+    if use_ckpt and not linear_probe:
+        backbone.gradient_checkpointing_enable()
+    model = TransformerWithHead(backbone, linear_probe=linear_probe)
+    model.score.float()
+    return model.to(device)
+
+
+def max_positions(model: TransformerWithHead) -> int | None:
+    """The backbone's context length, where its config states one."""
+    config = model.backbone.config
+    for key in ("n_positions", "max_position_embeddings"):
+        if isinstance(getattr(config, key, None), int):
+            return getattr(config, key)
+    return None

@@ -1,0 +1,133 @@
+"""Model registry, defined once and used by every script.
+
+A name is either a registry entry, a local directory holding a saved model, or
+a Hugging Face hub id ("org/name"); the last two get `default_spec` settings.
+Devices and dtypes are resolved when a run starts, never at import.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    """Hub id or local path handed to `from_pretrained` (toy models: resolved by `builder`)."""
+    default_lr: float = 1e-5
+    """Learning rate when --lr is not given (tuned for batch size 32)."""
+    eval_batch_size: int = 32
+    default_optimizer: str = "adam"
+    gradient_checkpointing: bool = False
+    dtype: str = "float32"
+    """Weights dtype on an accelerator; CPU always runs float32."""
+    minibatch_size: int = 32
+    """Per-device minibatch when --minibatch_size_per_device is not given."""
+    pretrained_kwargs: dict = field(default_factory=dict)
+    """Extra keyword arguments for `from_pretrained` (revision, trust_remote_code)."""
+    builder: Callable[[], str] | None = None
+    """Builds the model locally and returns its path (toy models)."""
+
+
+def _toy_builder(size: str) -> Callable[[], str]:
+    def build() -> str:
+        from weak_to_strong.toy import ensure_toy_model
+
+        return ensure_toy_model(size)
+
+    return build
+
+
+_QWEN1 = dict(trust_remote_code=True)
+
+_SPECS = [
+    # The paper's GPT-2 ladder, with the reference's tuned learning rates.
+    ModelSpec("gpt2", default_lr=5e-5, eval_batch_size=32, minibatch_size=32),
+    ModelSpec("gpt2-medium", default_lr=5e-5, eval_batch_size=32, minibatch_size=16),
+    ModelSpec("gpt2-large", default_lr=1e-5, eval_batch_size=32, minibatch_size=8),
+    ModelSpec("gpt2-xl", default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True, minibatch_size=4),
+    # The paper's Qwen (v1) family; it needs remote code, pinned to the reference's revisions.
+    ModelSpec("Qwen/Qwen-1_8B", default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True, dtype="bfloat16",
+              minibatch_size=4, pretrained_kwargs=dict(_QWEN1, revision="5fde88dff770a7d036847211f5d9d9705f0caa69")),
+    ModelSpec("Qwen/Qwen-7B", default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True, dtype="bfloat16",
+              minibatch_size=1, pretrained_kwargs=dict(_QWEN1, revision="d4efd21e866b9cb3466cb65b963933f5e98016d1")),
+    ModelSpec("Qwen/Qwen-14B", default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True, dtype="bfloat16",
+              minibatch_size=1, pretrained_kwargs=dict(_QWEN1, revision="8be2854218fea9054331e217fd26a06f3fd02004")),
+    ModelSpec("Qwen/Qwen-72B", default_lr=1e-5, eval_batch_size=1, gradient_checkpointing=True, dtype="bfloat16",
+              minibatch_size=1, default_optimizer="adafactor",
+              pretrained_kwargs=dict(_QWEN1, revision="fec78c0e3b3b10dd9f0ce775c34a686a3255a7d1")),
+    # Today's small open ladders (native transformers code, no remote code).
+    ModelSpec("Qwen/Qwen2.5-0.5B", default_lr=1e-5, eval_batch_size=32, dtype="bfloat16", minibatch_size=16),
+    ModelSpec("Qwen/Qwen2.5-1.5B", default_lr=1e-5, eval_batch_size=16, dtype="bfloat16", minibatch_size=8),
+    ModelSpec("Qwen/Qwen2.5-3B", default_lr=1e-5, eval_batch_size=8, gradient_checkpointing=True, dtype="bfloat16",
+              minibatch_size=4),
+    ModelSpec("Qwen/Qwen2.5-7B", default_lr=1e-5, eval_batch_size=4, gradient_checkpointing=True, dtype="bfloat16",
+              minibatch_size=2),
+    ModelSpec("meta-llama/Llama-3.2-1B", default_lr=1e-5, eval_batch_size=16, dtype="bfloat16", minibatch_size=8),
+    ModelSpec("meta-llama/Llama-3.2-3B", default_lr=1e-5, eval_batch_size=8, gradient_checkpointing=True,
+              dtype="bfloat16", minibatch_size=4),
+    ModelSpec("EleutherAI/pythia-70m", default_lr=5e-5, eval_batch_size=64, minibatch_size=32),
+    ModelSpec("EleutherAI/pythia-160m", default_lr=5e-5, eval_batch_size=64, minibatch_size=32),
+    ModelSpec("EleutherAI/pythia-410m", default_lr=2e-5, eval_batch_size=32, minibatch_size=16),
+    ModelSpec("EleutherAI/pythia-1b", default_lr=1e-5, eval_batch_size=16, dtype="bfloat16", minibatch_size=8),
+    ModelSpec("EleutherAI/pythia-1.4b", default_lr=1e-5, eval_batch_size=16, dtype="bfloat16", minibatch_size=8),
+    ModelSpec("EleutherAI/pythia-2.8b", default_lr=1e-5, eval_batch_size=8, gradient_checkpointing=True,
+              dtype="bfloat16", minibatch_size=4),
+    ModelSpec("EleutherAI/pythia-6.9b", default_lr=1e-5, eval_batch_size=4, gradient_checkpointing=True,
+              dtype="bfloat16", minibatch_size=2),
+    # Built locally from scratch (random weights, locally trained tokenizer): offline quickstart and tests.
+    ModelSpec("toy-small", default_lr=1e-3, eval_batch_size=256, minibatch_size=32, builder=_toy_builder("toy-small")),
+    ModelSpec("toy-large", default_lr=1e-3, eval_batch_size=256, minibatch_size=32, builder=_toy_builder("toy-large")),
+]
+
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
+
+OPTIMIZERS = ("adam", "adafactor")
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def default_spec(name: str) -> ModelSpec:
+    """Settings for a model that is not in the registry."""
+    return ModelSpec(name, default_lr=1e-5, eval_batch_size=16, dtype="bfloat16", minibatch_size=8)
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """Look a model up: registry entry, local directory, or hub id, else a ValueError listing the choices."""
+    if name in MODELS:
+        return MODELS[name]
+    if os.path.isdir(name) or _HUB_ID.fullmatch(name):
+        return default_spec(name)
+    raise ValueError(
+        f"unknown model {name!r}: not a registered name, an existing local directory, or a hub id 'org/name'. "
+        f"Registered: {', '.join(MODELS)}"
+    )
+
+
+def resolve_model_path(spec: ModelSpec) -> str:
+    """Where `from_pretrained` loads the model from (toy models are built on first use)."""
+    return spec.builder() if spec.builder is not None else spec.name
+
+
+def pick_device() -> torch.device:
+    """CUDA when present, else MPS, else CPU; queried when a run starts."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(spec: ModelSpec, device: torch.device) -> torch.dtype:
+    """The registry's dtype on an accelerator that supports it; float32 on CPU."""
+    if device.type == "cpu" or spec.dtype == "float32":
+        return torch.float32
+    if spec.dtype == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return getattr(torch, spec.dtype)

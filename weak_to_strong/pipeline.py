@@ -1,0 +1,149 @@
+"""train_simple's recipe: setup -> data -> train -> evaluate -> save.
+
+A ground-truth run trains on the first half of the training docs and writes its
+predictions on the second half as weak labels. A transfer run trains on such
+weak labels. Every check a user can fail runs before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from weak_to_strong import results
+from weak_to_strong.batching import Examples
+from weak_to_strong.config import RunConfig, is_transfer, minibatch_size, result_dict, weak_run_config, with_defaults
+from weak_to_strong.datasets import load_dataset, tokenize_dataset
+from weak_to_strong.eval import accuracy, predict_probs
+from weak_to_strong.logger import make_run_logger
+from weak_to_strong.loss import make_loss
+from weak_to_strong.model import load_model, load_tokenizer, max_positions
+from weak_to_strong.models import get_model_spec, pick_device
+from weak_to_strong.train import TrainSettings, train_model
+
+
+@dataclass
+class RunData:
+    train: object  # datasets.Dataset, formatted and tokenized
+    test: object
+    to_label: object | None  # second half of the training docs (ground-truth runs)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def sync(cfg: RunConfig, verb: str, path: Path) -> None:
+    """`sync_command download|upload PATH RESULTS_FOLDER`, e.g. to a bucket shared by a cluster."""
+    if cfg.sync_command:
+        cmd = shlex.split(cfg.sync_command) + [verb, str(path), cfg.results_folder]
+        subprocess.run(cmd, check=True)
+
+
+def find_weak_labels(cfg: RunConfig) -> Path:
+    """The weak labels a transfer run trains on; a ValueError says which run to do first."""
+    if cfg.weak_labels_path is not None:
+        path = Path(cfg.weak_labels_path)
+        if not path.is_dir():
+            raise ValueError(f"--weak_labels_path={cfg.weak_labels_path!r} does not exist")
+        return path
+    weak_cfg = weak_run_config(cfg)
+    path = results.weak_labels_dir(weak_cfg)
+    if not path.is_dir():
+        sync(cfg, "download", path.parent)
+    if not path.is_dir():
+        raise ValueError(
+            f"no weak labels at {str(path)!r}; run the ground-truth run first: "
+            f"python train_simple.py --model_size={cfg.weak_model_size} --ds_name={cfg.ds_name} (with the same flags)"
+        )
+    return path
+
+
+def load_run_data(cfg: RunConfig, tokenizer, max_ctx: int, weak_labels: Path | None) -> RunData:
+    splits = load_dataset(cfg.ds_name, seed=cfg.seed, data_dir=cfg.data_dir,
+                          split_sizes={"train": cfg.n_docs, "test": cfg.n_test_docs})
+    if weak_labels is not None:
+        train, to_label = results.load_weak_labels(weak_labels), None
+    else:
+        if len(splits["train"]) < 2:
+            raise ValueError(f"dataset {cfg.ds_name!r} has {len(splits['train'])} training docs: too few to split")
+        halves = splits["train"].train_test_split(test_size=0.5, seed=cfg.seed)
+        train, to_label = halves["train"], halves["test"]
+    data = RunData(*(None if ds is None else tokenize_dataset(ds, tokenizer, max_ctx)
+                     for ds in (train, splits["test"], to_label)))
+    for name, ds in (("train", data.train), ("test", data.test)):
+        if len(ds) == 0:
+            raise ValueError(f"no {name} docs of {cfg.ds_name!r} are left after the max_ctx={max_ctx} token filter")
+    return data
+
+
+def make_weak_labels(to_label, probs: torch.Tensor):
+    """The labelled half, with the weak model's soft and hard labels and the ground truth kept as gt_label."""
+    keep = [c for c in to_label.column_names if c in ("id", "txt")]
+    return to_label.select_columns(keep).add_column("soft_label", probs.tolist()) \
+        .add_column("hard_label", probs.argmax(dim=-1).tolist()).add_column("gt_label", to_label["hard_label"])
+
+
+def run_train_simple(cfg: RunConfig) -> dict:
+    """Train (or reuse) one run and return its results summary."""
+    run_path = results.run_dir(cfg)
+    if results.is_finished(run_path) and not cfg.force_retrain:
+        summary = results.read_summary(run_path)
+        print(f"skipping {run_path} (finished; --force_retrain to redo): accuracy {summary['accuracy']:.4f}")
+        return summary
+    weak_labels = find_weak_labels(cfg) if is_transfer(cfg) else None
+    config = result_dict(cfg)
+    resolved = with_defaults(cfg)
+    spec = get_model_spec(cfg.model_size)
+    seed_everything(cfg.seed)
+    device = pick_device()
+    tokenizer = load_tokenizer(spec)
+    model = load_model(spec, device, linear_probe=cfg.linear_probe)
+    max_ctx = min(cfg.max_ctx, max_positions(model) or cfg.max_ctx)
+    data = load_run_data(cfg, tokenizer, max_ctx, weak_labels)
+
+    results.reset_run_dir(run_path)
+    results.write_json_atomic(run_path / results.CONFIG_FILE, config)
+    logger = make_run_logger(run_path / results.LOG_FILE, results.config_name(cfg), config)
+    try:
+        summary = train_and_evaluate(model, data, resolved, tokenizer.pad_token_id, device, logger, run_path)
+    finally:
+        logger.close()
+    print(f"{run_path}: accuracy {summary['accuracy']:.4f}")
+    sync(cfg, "upload", run_path)
+    return summary
+
+
+def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, device, logger, run_path: Path) -> dict:
+    train_ex, test_ex = Examples.from_dataset(data.train), Examples.from_dataset(data.test)
+    eval_batch = get_model_spec(cfg.model_size).eval_batch_size
+
+    def evaluate() -> dict:
+        return {"eval_accuracy": accuracy(predict_probs(model, test_ex, eval_batch, device, pad_id), test_ex.labels)}
+
+    settings = TrainSettings(batch_size=cfg.batch_size, minibatch_size=minibatch_size(cfg), epochs=cfg.epochs,
+                             lr=cfg.lr, optim=cfg.optim, lr_schedule=cfg.lr_schedule, seed=cfg.seed,
+                             train_with_dropout=cfg.train_with_dropout, eval_every=cfg.eval_every)
+    start = time.time()
+    train_model(model, train_ex, make_loss(cfg.loss), settings, device, pad_id, logger, evaluate)
+    final = evaluate()
+    logger.log({"final": True, "train_seconds": time.time() - start, **final})
+    if data.to_label is not None:
+        to_label = Examples.from_dataset(data.to_label)
+        probs = predict_probs(model, to_label, eval_batch, device, pad_id, desc="weak labels")
+        results.save_weak_labels(make_weak_labels(data.to_label, probs), run_path / results.WEAK_LABELS_DIR)
+    if cfg.save_model:
+        results.save_model_weights(model, run_path / results.MODEL_FILE)
+    summary = {"accuracy": final["eval_accuracy"]}
+    results.write_json_atomic(run_path / results.SUMMARY_FILE, summary)
+    return summary
