@@ -70,6 +70,9 @@ def expose_config_flags() -> None:
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     config_params = [p.replace(kind=keyword) for p in inspect.signature(RunConfig).parameters.values()]
+    # A trailing **flags makes fire hand unknown flags to us (we reject them before any work) rather
+    # than calling the command first and complaining afterwards.
+    config_params.append(inspect.Parameter("flags", inspect.Parameter.VAR_KEYWORD))
     train_simple.__signature__ = inspect.Signature(config_params)
     sweep.__signature__ = inspect.Signature([inspect.Parameter("model_sizes", keyword)] + config_params)
 
@@ -79,6 +82,9 @@ def main(command: str | None = None) -> None:
     import fire
 
     expose_config_flags()
+    # fire would hand --help to **flags; send it to fire's own help instead.
+    if any(a in ("--help", "-h") for a in sys.argv[1:]) and "--" not in sys.argv:
+        sys.argv = [a for a in sys.argv if a not in ("--help", "-h")] + ["--", "--help"]
     commands = {"train_simple": train_simple, "sweep": sweep}
     fire.Fire(commands[command] if command else commands)
 
