@@ -1,0 +1,112 @@
+import copy
+
+import pytest
+import torch
+
+from weak_to_strong.batching import Examples, pad_batch
+from weak_to_strong.loss import make_loss
+from weak_to_strong.model import load_model, load_tokenizer
+from weak_to_strong.models import get_model_spec
+from weak_to_strong.train import TrainSettings, make_optimizer, make_scheduler, train_model, train_step
+from weak_to_strong.logger import NullLogger
+
+TEXTS = [
+    "the film was good", "not bad", "the plot was not great and the ending was dull", "fun", "a lovely cast",
+    "the music is very poor", "it was not boring at all in the end", "solid", "the camera was messy",
+    "quite charming", "the story was not fun", "bland script", "this was superb", "the cast was weak",
+    "our actor was brilliant and moving", "not tedious",
+]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    spec = get_model_spec("toy-small")
+    tokenizer = load_tokenizer(spec)
+    torch.manual_seed(0)
+    labels = torch.rand(len(TEXTS), 1)
+    examples = Examples(tokenizer(TEXTS)["input_ids"], torch.cat([1 - labels, labels], dim=1))
+    model = load_model(spec, torch.device("cpu"))
+    torch.nn.init.normal_(model.score.weight, std=0.5)  # non-zero head: logconf's threshold then matters
+    return tokenizer, examples, model
+
+
+def params_after_one_step(model, examples, loss_name, minibatch_size, pad_id):
+    model = copy.deepcopy(model)
+    model.eval()
+    # SGD: the update is linear in the gradient. Adam's first step is ~lr * sign(grad), which flips on
+    # float noise for parameters whose true gradient is zero (attention key biases).
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    scheduler = make_scheduler(optimizer, "constant", 10)
+    batch = torch.arange(len(examples))
+    train_step(model, examples, batch, make_loss(loss_name), optimizer, scheduler, minibatch_size,
+               step_frac=0.5, pad_id=pad_id, device=torch.device("cpu"))
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+@pytest.mark.parametrize("loss_name", ["xent", "product", "logconf"])
+def test_minibatched_step_equals_full_batch_step(setup, loss_name):
+    tokenizer, examples, model = setup
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    full = params_after_one_step(model, examples, loss_name, len(examples), tokenizer.pad_token_id)
+    mini = params_after_one_step(model, examples, loss_name, 4, tokenizer.pad_token_id)
+    assert any(not torch.equal(before[k], full[k]) for k in full), "the step changed nothing"
+    for k in full:
+        torch.testing.assert_close(mini[k], full[k], rtol=1e-4, atol=1e-6, msg=f"{loss_name}: {k} differs")
+
+
+def test_cosine_schedule_reaches_zero_at_the_last_step():
+    optimizer = make_optimizer([torch.nn.Parameter(torch.zeros(1))], "adam", 1.0)
+    scheduler = make_scheduler(optimizer, "cosine_anneal", 4)
+    lrs = []
+    for _ in range(4):
+        lrs.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert lrs == pytest.approx([1.0, 0.5 * (1 + 2**-0.5), 0.5, 0.5 * (1 - 2**-0.5)])
+    assert scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_adafactor_comes_from_transformers_and_bad_names_raise():
+    params = [torch.nn.Parameter(torch.zeros(2, 2))]
+    assert type(make_optimizer(params, "adafactor", 1e-3)).__module__.startswith("transformers")
+    with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
+        make_optimizer(params, "sgd", 1e-3)
+    with pytest.raises(ValueError, match="unknown lr_schedule 'linear'"):
+        make_scheduler(make_optimizer(params, "adam", 1e-3), "linear", 10)
+
+
+def test_pad_batch_right_pads_with_mask():
+    ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_train_model_learns_and_is_deterministic(setup):
+    tokenizer, examples, model = setup
+    settings = TrainSettings(batch_size=8, minibatch_size=4, epochs=2, lr=1e-2, seed=3)
+
+    def trained():
+        m = copy.deepcopy(model)
+        train_model(m, examples, make_loss("xent"), settings, torch.device("cpu"), tokenizer.pad_token_id,
+                    NullLogger())
+        return m
+
+    a, b = trained(), trained()
+    assert any(not torch.equal(p, q) for p, q in zip(a.parameters(), model.parameters()))
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_eval_every_logs_intermediate_evals(setup):
+    tokenizer, examples, model = setup
+    records = []
+
+    class ListLogger(NullLogger):
+        def log(self, record):
+            records.append(record)
+
+    settings = TrainSettings(batch_size=4, minibatch_size=4, epochs=1, lr=1e-3, eval_every=2)
+    train_model(copy.deepcopy(model), examples, make_loss("xent"), settings, torch.device("cpu"),
+                tokenizer.pad_token_id, ListLogger(), evaluate=lambda: {"eval_accuracy": 0.5})
+    assert [r["step"] for r in records if "eval_accuracy" in r] == [2]  # steps 2 of 4; the final eval is the caller's
+    assert len([r for r in records if "loss" in r]) == 4
