@@ -180,7 +180,8 @@ def load_source_split(name: str, spec: DatasetSpec, split: str, data_dir: Path |
 
 def format_split(ds: Dataset, spec: DatasetSpec, seed: int, n_docs: int) -> Dataset:
     """Shuffle (seeded), keep n_docs, then format with a seeded rng: the same seed gives the same rows."""
-    ds = ds.add_column("id", list(range(len(ds)))) if "id" not in ds.column_names else ds
+    # Our own stable id (the source row index): source ids differ in type across datasets, or are missing.
+    ds = ds.remove_columns([c for c in ("id",) if c in ds.column_names]).add_column("id", list(range(len(ds))))
     ds = ds.shuffle(seed=seed).select(range(min(n_docs, len(ds))))
     rng = Random(seed)
     rows = [{"id": ex["id"], **spec.formatter(ex, rng)} for ex in ds]

@@ -1,0 +1,91 @@
+import json
+import pytest
+
+from weak_to_strong.config import RunConfig, result_dict, short_keys
+from weak_to_strong.results import config_name, run_dir
+
+
+def test_reference_flag_names_and_defaults():
+    cfg = RunConfig()
+    expected = dict(batch_size=32, max_ctx=1024, ds_name="sciq", loss="xent", n_docs=20000, n_test_docs=10000,
+                    model_size="gpt2", lr=None, optim=None, epochs=2, force_retrain=False, seed=0,
+                    minibatch_size_per_device=None, train_with_dropout=False, linear_probe=False,
+                    lr_schedule="cosine_anneal", weak_model_size=None, weak_labels_path=None,
+                    sweep_subfolder="default", eval_every=None, sync_command=None)
+    assert {k: getattr(cfg, k) for k in expected} == expected
+
+
+def test_short_keys_are_unique_and_cover_result_fields():
+    keys = short_keys()
+    assert len(set(keys.values())) == len(keys)
+    assert {"loss", "lr"} <= set(keys)
+    assert keys["loss"] != keys["lr"]
+
+
+def test_non_result_fields_are_left_out():
+    names = set(result_dict(RunConfig()))
+    for name in ("force_retrain", "minibatch_size_per_device", "results_folder", "sweep_subfolder", "sync_command",
+                 "data_dir", "save_model", "eval_every"):
+        assert name not in names
+    assert config_name(RunConfig(minibatch_size_per_device=4)) == config_name(RunConfig())
+
+
+@pytest.mark.parametrize("change", [dict(lr=1e-4), dict(loss="logconf"), dict(seed=1), dict(linear_probe=True),
+                                    dict(optim="adafactor"), dict(n_docs=100), dict(weak_model_size="gpt2")])
+def test_every_result_change_gets_its_own_folder(change):
+    assert config_name(RunConfig(**change)) != config_name(RunConfig())
+
+
+def test_defaults_are_resolved_into_the_config():
+    config = result_dict(RunConfig(model_size="gpt2-large"))
+    assert config["lr"] == 1e-5 and config["optim"] == "adam"
+    assert result_dict(RunConfig(model_size="Qwen/Qwen-72B"))["optim"] == "adafactor"
+
+
+def test_transfer_config_embeds_the_weak_runs_config():
+    cfg = RunConfig(model_size="Qwen/Qwen-72B", weak_model_size="gpt2")
+    config = result_dict(cfg)
+    assert config["weak_model_size"] == "gpt2"
+    # The weak run: weak model, xent, and its own default lr and optimizer (not the strong model's).
+    assert config["weak_model"] == result_dict(RunConfig(model_size="gpt2"))
+    assert config["weak_model"]["optim"] == "adam" and config["weak_model"]["lr"] == 5e-5
+    assert result_dict(RunConfig(lr=3e-4, weak_model_size="gpt2"))["weak_model"]["lr"] == 3e-4
+
+
+def test_model_ids_with_slashes_make_one_folder(tmp_path):
+    cfg = RunConfig(model_size="meta-llama/Llama-3.2-1B", weak_model_size="Qwen/Qwen2.5-0.5B",
+                    results_folder=str(tmp_path))
+    path = run_dir(cfg)
+    assert path.parent == tmp_path / "default"
+    assert "model=meta-llama--Llama-3.2-1B" in path.name and "weak=Qwen--Qwen2.5-0.5B" in path.name
+    long_id = "org/" + "x" * 300
+    name = config_name(RunConfig(model_size=long_id))
+    assert "/" not in name and len(name) < 255 and name != config_name(RunConfig(model_size=long_id + "y"))
+
+
+def test_weak_labels_path_runs_are_named_by_their_labels(tmp_path):
+    a, b = tmp_path / "a" / "weak_labels", tmp_path / "b" / "weak_labels"
+    for path, model in ((a, "gpt2"), (b, "gpt2-medium")):
+        path.mkdir(parents=True)
+        (path.parent / "config.json").write_text(json.dumps({"model_size": model}))
+    name_a = config_name(RunConfig(weak_labels_path=str(a)))
+    assert name_a != config_name(RunConfig(weak_labels_path=str(b)))
+    assert result_dict(RunConfig(weak_labels_path=str(a)))["weak_model_size"] == "gpt2"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (dict(ds_name="imdb"), "unknown dataset 'imdb'; choose one of: amazon_polarity"),
+    (dict(model_size="gpt5"), "unknown model 'gpt5'"),
+    (dict(weak_model_size="gpt5"), "unknown model 'gpt5'"),
+    (dict(loss="mse"), "unknown loss 'mse'; choose one of: xent, product, logconf"),
+    (dict(lr_schedule="linear"), "unknown lr_schedule 'linear'; choose one of: cosine_anneal, constant"),
+    (dict(optim="sgd"), "unknown optim 'sgd'; choose one of: adam, adafactor"),
+    (dict(weak_model_size="gpt2", weak_labels_path="/x"), "either --weak_model_size or --weak_labels_path"),
+    (dict(batch_size=32, minibatch_size_per_device=5), "--batch_size=32 is not a multiple of"),
+    (dict(n_docs=1), "--n_docs=1 is too small to split"),
+    (dict(batch_size=0), "--batch_size must be a positive integer"),
+    (dict(lr=-1.0), "--lr must be a positive number"),
+])
+def test_bad_config_raises_a_clear_error(flags, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("-", r"\-")):
+        RunConfig(**flags)

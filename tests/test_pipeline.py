@@ -1,0 +1,126 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from datasets import load_from_disk
+
+from weak_to_strong import results
+from weak_to_strong.config import RunConfig, result_dict
+from weak_to_strong.pipeline import run_train_simple
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def files_under(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
+
+
+def test_ground_truth_run_writes_the_results_layout(tiny_flags):
+    cfg = RunConfig(**tiny_flags)
+    summary = run_train_simple(cfg)
+    path = results.run_dir(cfg)
+    assert 0.0 <= summary["accuracy"] <= 1.0
+    assert json.loads((path / "results_summary.json").read_text()) == summary
+    assert json.loads((path / "config.json").read_text()) == result_dict(cfg)
+    log = [json.loads(line) for line in (path / "log.jsonl").read_text().splitlines()]
+    assert any("loss" in r for r in log) and log[-1]["final"] is True
+    weak = load_from_disk(str(path / "weak_labels"))
+    assert set(weak.column_names) == {"id", "txt", "soft_label", "hard_label", "gt_label"}
+    assert 90 <= len(weak) <= 100  # the held-out half of 200 docs (a few may be too long)
+    row = weak[0]
+    assert row["soft_label"][0] + row["soft_label"][1] == pytest.approx(1.0)
+    assert row["hard_label"] == int(row["soft_label"][1] > row["soft_label"][0])
+    assert not any(p.startswith(".") for p in files_under(path))  # no temporary leftovers
+
+
+def test_transfer_run_trains_on_the_weak_labels_and_records_the_weak_config(tiny_flags):
+    gt = RunConfig(**tiny_flags)
+    run_train_simple(gt)
+    cfg = RunConfig(**{**tiny_flags, "model_size": "toy-large", "weak_model_size": "toy-small"})
+    run_train_simple(cfg)
+    config = json.loads((results.run_dir(cfg) / "config.json").read_text())
+    assert config["weak_model_size"] == "toy-small"
+    assert config["weak_model"] == json.loads((results.run_dir(gt) / "config.json").read_text())
+    assert not (results.run_dir(cfg) / "weak_labels").exists()
+    # --weak_labels_path names the same labels directly, in a folder of its own.
+    by_path = RunConfig(**{**tiny_flags, "model_size": "toy-large",
+                           "weak_labels_path": str(results.run_dir(gt) / "weak_labels")})
+    run_train_simple(by_path)
+    assert results.is_finished(results.run_dir(by_path)) and results.run_dir(by_path) != results.run_dir(cfg)
+
+
+def test_finished_runs_are_skipped_unless_forced(tiny_flags, capsys):
+    cfg = RunConfig(**tiny_flags)
+    first = run_train_simple(cfg)
+    summary_file = results.run_dir(cfg) / "results_summary.json"
+    stamp = summary_file.stat().st_mtime_ns
+    assert run_train_simple(cfg) == first
+    assert "skipping" in capsys.readouterr().out
+    assert summary_file.stat().st_mtime_ns == stamp
+    again = run_train_simple(RunConfig(**tiny_flags, force_retrain=True))
+    assert summary_file.stat().st_mtime_ns != stamp
+    assert again == first  # same seed, same machine: same result
+
+
+def test_an_unfinished_run_is_not_mistaken_for_a_finished_one(tiny_flags):
+    cfg = RunConfig(**tiny_flags)
+    path = results.run_dir(cfg)
+    path.mkdir(parents=True)
+    (path / "config.json").write_text("{}")  # as left by a run killed mid-training
+    assert not results.is_finished(path)
+    run_train_simple(cfg)
+    assert results.is_finished(path) and (path / "weak_labels").is_dir()
+
+
+def test_same_seed_gives_identical_weak_labels(tiny_flags, tmp_path):
+    a = RunConfig(**{**tiny_flags, "results_folder": str(tmp_path / "a")})
+    b = RunConfig(**{**tiny_flags, "results_folder": str(tmp_path / "b")})
+    run_train_simple(a), run_train_simple(b)
+    wa = load_from_disk(str(results.run_dir(a) / "weak_labels"))
+    wb = load_from_disk(str(results.run_dir(b) / "weak_labels"))
+    assert wa["soft_label"] == wb["soft_label"] and wa["id"] == wb["id"]
+
+
+def test_save_model_writes_weights(tiny_flags):
+    cfg = RunConfig(**tiny_flags, save_model=True)
+    run_train_simple(cfg)
+    from safetensors.torch import load_file
+
+    state = load_file(str(results.run_dir(cfg) / "model.safetensors"))
+    assert state["score.weight"].abs().sum() > 0  # the trained head, not the zero init
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(model_size="toy-large", weak_model_size="toy-small"), "no weak labels at .*run the ground-truth run first"),
+    (dict(weak_labels_path="/does/not/exist"), "--weak_labels_path='/does/not/exist' does not exist"),
+    (dict(max_ctx=1), "no train docs .* left after the max_ctx=1 token filter"),
+    (dict(data_dir="/does/not/exist/either"), "local data directory '/does/not/exist/either' does not exist"),
+])
+def test_bad_input_fails_before_writing_anything(tiny_flags, change, message):
+    cfg = RunConfig(**{**tiny_flags, **change})
+    with pytest.raises(ValueError, match=message):
+        run_train_simple(cfg)
+    assert files_under(Path(tiny_flags["results_folder"])) == []
+
+
+def run_script(*args, cwd=REPO):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ds_name=imdb"], "error: unknown dataset 'imdb'; choose one of: amazon_polarity, sciq"),
+    (["--loss=mse"], "error: unknown loss 'mse'"),
+    (["--bogus_flag=1"], "error: unknown flag(s) --bogus_flag"),
+    (["--batch_size=32", "--minibatch_size_per_device=5"], "error: --batch_size=32 is not a multiple"),
+    (["--model_size=toy-large", "--weak_model_size=toy-small", "--ds_name=synthetic"], "error: no weak labels at"),
+])
+def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
+    out = run_script("train_simple.py", f"--results_folder={tmp_path}/r", *args)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].startswith(message)
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "r").exists()

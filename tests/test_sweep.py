@@ -1,0 +1,71 @@
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from weak_to_strong import results
+from weak_to_strong.config import RunConfig
+from weak_to_strong.sweep import PlannedRun, parse_model_sizes, plan_sweep, run_config, train_simple_command
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_plan_is_ground_truth_runs_then_pairs_with_strong_at_or_after_weak():
+    plan = plan_sweep(["gpt2", "gpt2-medium", "gpt2-large"])
+    assert [r.label for r in plan] == [
+        "gpt2", "gpt2-medium", "gpt2-large",
+        "gpt2->gpt2", "gpt2->gpt2-medium", "gpt2->gpt2-large",
+        "gpt2-medium->gpt2-medium", "gpt2-medium->gpt2-large",
+        "gpt2-large->gpt2-large",
+    ]
+
+
+def test_model_sizes_parse_from_fire_tuples_and_strings():
+    assert parse_model_sizes(("gpt2", "gpt2-medium")) == ["gpt2", "gpt2-medium"]
+    assert parse_model_sizes("gpt2, gpt2-medium") == ["gpt2", "gpt2-medium"]
+    with pytest.raises(ValueError, match="--model_sizes is empty"):
+        parse_model_sizes("")
+
+
+def test_commands_forward_flags_and_set_the_models():
+    cmd = train_simple_command({"ds_name": "boolq", "lr": 1e-5}, PlannedRun("gpt2-medium", "gpt2"))
+    assert cmd[-4:] == ["--ds_name=boolq", "--lr=1e-05", "--model_size=gpt2-medium", "--weak_model_size=gpt2"]
+
+
+@pytest.mark.parametrize("flag", ["--model_size=gpt2", "--weak_model_size=gpt2", "--weak_labels_path=/x"])
+def test_sweep_refuses_flags_it_sets_itself(tmp_path, flag):
+    out = subprocess.run([sys.executable, "sweep.py", "--model_sizes=toy-small", flag,
+                          f"--results_folder={tmp_path}"], cwd=REPO, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 2 and f"sweep.py sets {flag.split('=')[0]} itself" in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_end_to_end_sweep_of_two_toy_sizes(tmp_path):
+    folder = tmp_path / "results"
+    out = subprocess.run(
+        [sys.executable, "sweep.py", "--model_sizes=toy-small,toy-large", "--ds_name=synthetic", "--n_docs=200",
+         "--n_test_docs=50", "--epochs=1", "--batch_size=16", f"--results_folder={folder}"],
+        cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    base = RunConfig(ds_name="synthetic", n_docs=200, n_test_docs=50, epochs=1, batch_size=16,
+                     results_folder=str(folder))
+    plan = plan_sweep(["toy-small", "toy-large"])
+    accs = {}
+    for run in plan:
+        path = results.run_dir(run_config(base, run))
+        assert results.is_finished(path), run.label
+        accs[run.label] = results.read_summary(path)["accuracy"]
+        assert (path / "weak_labels").is_dir() == (run.weak_model_size is None)
+    assert len(list((folder / "default").iterdir())) == 5
+    # The summary table: every run's accuracy, and the PGR of the transfer runs.
+    table = out.stdout[out.stdout.index("PGR"):].splitlines()[1:]
+    assert [line.split()[0] for line in table] == [r.label for r in plan]
+    w, s, t = accs["toy-small"], accs["toy-large"], accs["toy-small->toy-large"]
+    shown = table[3].split()[2]
+    assert shown == ("n/a" if s <= w else f"{(t - w) / (s - w):.3f}")
