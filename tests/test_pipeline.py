@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +125,25 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
     assert out.stderr.strip().splitlines()[-1].startswith(message)
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_sync_command_uploads_results_and_downloads_missing_weak_labels(tiny_flags, tmp_path, monkeypatch):
+    remote = tmp_path / "remote"
+    script = tmp_path / "sync.sh"
+    # CMD download|upload PATH RESULTS_FOLDER: mirror PATH (inside RESULTS_FOLDER) to/from the remote copy.
+    script.write_text(
+        '#!/usr/bin/env bash\nset -e\nrel="${2#$3/}"\n'
+        'if [ "$1" = upload ]; then mkdir -p "$REMOTE/$(dirname "$rel")"; cp -r "$2" "$REMOTE/$rel";\n'
+        'elif [ -d "$REMOTE/$rel" ]; then mkdir -p "$(dirname "$2")"; cp -r "$REMOTE/$rel" "$2"; fi\n'
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("REMOTE", str(remote))
+    gt = RunConfig(**tiny_flags, sync_command=str(script))
+    run_train_simple(gt)
+    rel = results.run_dir(gt).relative_to(tiny_flags["results_folder"])
+    assert (remote / rel / "weak_labels").is_dir()
+    shutil.rmtree(tiny_flags["results_folder"])  # a fresh machine: only the remote copy is left
+    transfer = RunConfig(**{**tiny_flags, "model_size": "toy-large", "weak_model_size": "toy-small",
+                            "sync_command": str(script)})
+    run_train_simple(transfer)
+    assert results.is_finished(results.run_dir(transfer))
