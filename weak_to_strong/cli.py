@@ -2,6 +2,7 @@
 
     python -m weak_to_strong.cli train_simple --model_size=toy-small --ds_name=synthetic
     python -m weak_to_strong.cli sweep --model_sizes=toy-small,toy-large --ds_name=synthetic
+    python -m weak_to_strong.cli train_weak_to_strong --weak_model_size=toy-small --strong_model_size=toy-large
 """
 
 from __future__ import annotations
@@ -64,9 +65,20 @@ def sweep(model_sizes=None, **flags) -> None:
     run_sweep(model_sizes, **flags)
 
 
+@exit_on_user_error
+def train_weak_to_strong(**flags) -> None:
+    """Weak model and strong ceiling on ground truth, then the strong model on the weak labels per transfer loss."""
+    from weak_to_strong.experiment import configs_from_flags, run_weak_to_strong
+
+    w2s, base = configs_from_flags(flags)
+    quiet_libraries()
+    run_weak_to_strong(w2s, base)
+
+
 def expose_config_flags() -> None:
     """Give the entry points RunConfig's signature, so fire lists its flags in --help and rejects unknown ones."""
     from weak_to_strong.config import RunConfig
+    from weak_to_strong.experiment import flag_defaults
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     config_params = [p.replace(kind=keyword) for p in inspect.signature(RunConfig).parameters.values()]
@@ -75,17 +87,19 @@ def expose_config_flags() -> None:
     config_params.append(inspect.Parameter("flags", inspect.Parameter.VAR_KEYWORD))
     train_simple.__signature__ = inspect.Signature(config_params)
     sweep.__signature__ = inspect.Signature([inspect.Parameter("model_sizes", keyword)] + config_params)
+    w2s_params = [inspect.Parameter(name, keyword, default=default) for name, default in flag_defaults().items()]
+    train_weak_to_strong.__signature__ = inspect.Signature(w2s_params + config_params[-1:])
 
 
 def main(command: str | None = None) -> None:
-    """fire entry point: one command (the top-level scripts) or both (python -m weak_to_strong.cli)."""
+    """fire entry point: one command (the top-level scripts) or all (python -m weak_to_strong.cli)."""
     import fire
 
     expose_config_flags()
     # fire would hand --help to **flags; send it to fire's own help instead.
     if any(a in ("--help", "-h") for a in sys.argv[1:]) and "--" not in sys.argv:
         sys.argv = [a for a in sys.argv if a not in ("--help", "-h")] + ["--", "--help"]
-    commands = {"train_simple": train_simple, "sweep": sweep}
+    commands = {"train_simple": train_simple, "sweep": sweep, "train_weak_to_strong": train_weak_to_strong}
     fire.Fire(commands[command] if command else commands)
 
 

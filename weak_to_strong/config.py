@@ -64,6 +64,8 @@ class RunConfig:
     """Local copies of datasets (else $W2S_DATA_DIR, else the hub)."""
     save_model: bool = False
     """Also save the trained weights (model.safetensors) in the run folder."""
+    log_prefix: str = ""
+    """Prefix of the run's name in the logger (W&B), e.g. to tell experiments apart."""
 
     def __post_init__(self):
         validate_config(self)

@@ -114,7 +114,7 @@ def run_train_simple(cfg: RunConfig) -> dict:
 
     results.reset_run_dir(run_path)
     results.write_json_atomic(run_path / results.CONFIG_FILE, config)
-    logger = make_run_logger(run_path / results.LOG_FILE, results.config_name(cfg), config)
+    logger = make_run_logger(run_path / results.LOG_FILE, cfg.log_prefix + results.config_name(cfg), config)
     try:
         summary = train_and_evaluate(model, data, resolved, tokenizer.pad_token_id, device, logger, run_path)
     finally:

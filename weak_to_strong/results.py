@@ -122,3 +122,141 @@ def reset_run_dir(path: Path) -> None:
     if path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)
+
+
+# ---------------------------------------------------------------- train_weak_to_strong.py's pair summary
+
+PAIR_SUMMARY_SUFFIX = ".results_summary.json"
+TRANSFER_ACC_PREFIX = "transfer_acc_"
+
+
+def pair_summary_path(results_folder: str | Path, weak_model_size: str, strong_model_size: str) -> Path:
+    """`<weak>_<strong>.results_summary.json` in the results folder; model ids keep their org as "org--name"."""
+    name = f"{shorten_value(weak_model_size)}_{shorten_value(strong_model_size)}{PAIR_SUMMARY_SUFFIX}"
+    return Path(results_folder) / name
+
+
+def write_pair_summary(results_folder: str | Path, summary: dict) -> Path:
+    path = pair_summary_path(results_folder, summary["weak_model_size"], summary["strong_model_size"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, summary)
+    return path
+
+
+# ---------------------------------------------------------------- loading a results folder into a table
+# Problems (unfinished or unreadable runs) are collected, not raised: one broken
+# folder must not hide a whole sweep, and the caller reports them.
+
+RUN_KEYS = ("ds_name", "model_size", "loss", "seed")
+PAIR_KEYS = ("ds_name", "seed", "weak_model_size", "strong_model_size", "weak_acc", "strong_acc")
+PLOTS_DIR = "plots"
+
+
+def read_json_file(path: Path) -> dict:
+    """A JSON object, else a ValueError saying what is wrong with the file."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"unreadable {Path(path).name}: {e}") from e
+    if not isinstance(obj, dict):
+        raise ValueError(f"{Path(path).name} does not hold a JSON object")
+    return obj
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / CONFIG_FILE).exists() or (path / SUMMARY_FILE).exists()
+
+
+def find_run_dirs(root: Path) -> list[Path]:
+    """Run folders at any depth under root (e.g. one results folder per seed), not looking inside runs."""
+    found = []
+    for dirpath, dirnames, _ in os.walk(root):
+        if is_run_dir(Path(dirpath)):
+            found.append(Path(dirpath))
+            dirnames.clear()
+        else:  # hidden folders are temporary builds (replace_dir_atomic)
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    return sorted(found)
+
+
+def read_run(path: Path) -> dict:
+    """One finished run as a table row: its config fields, `weak_model_size` (None for ground truth), accuracy, path."""
+    if not (path / CONFIG_FILE).exists():
+        raise ValueError(f"no {CONFIG_FILE}")
+    config = read_json_file(path / CONFIG_FILE)
+    missing = [k for k in RUN_KEYS if k not in config]
+    if missing:
+        raise ValueError(f"{CONFIG_FILE} lacks {', '.join(missing)}: not a run config")
+    if not is_finished(path):
+        raise ValueError(f"unfinished (no {SUMMARY_FILE})")
+    accuracy = read_json_file(path / SUMMARY_FILE).get("accuracy")
+    if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)):
+        raise ValueError(f"{SUMMARY_FILE} has no numeric accuracy")
+    return {**config, "weak_model_size": config.get("weak_model_size"), "weak_model": config.get("weak_model"),
+            "accuracy": float(accuracy), "path": str(path)}
+
+
+def check_results_folder(results_folder: str | Path) -> Path:
+    root = Path(str(results_folder)).expanduser()
+    if not root.is_dir():
+        raise ValueError(f"results folder {str(root)!r} does not exist")
+    return root
+
+
+def load_runs(results_folder: str | Path) -> tuple[list[dict], list[dict]]:
+    """Every finished run under a results folder (train_simple.py, sweep.py and train_weak_to_strong.py
+    all write the same layout), one row each, and the run folders that could not be read as
+    [{"path", "problem"}]."""
+    rows, problems = [], []
+    for path in find_run_dirs(check_results_folder(results_folder)):
+        try:
+            rows.append(read_run(path))
+        except ValueError as e:
+            problems.append({"path": str(path), "problem": str(e)})
+    return rows, problems
+
+
+def read_pair_summary(path: Path) -> list[dict]:
+    """A pair summary as one row per transfer loss. Summaries without their own ds_name/seed/model sizes
+    (the reference code's) take them from a config.json beside them."""
+    summary = read_json_file(path)
+    beside = Path(path).parent / CONFIG_FILE
+    meta = {**(read_json_file(beside) if beside.exists() else {}), **summary}
+    missing = [k for k in PAIR_KEYS if k not in meta]
+    if missing:
+        raise ValueError(f"lacks {', '.join(missing)}")
+    losses = [k[len(TRANSFER_ACC_PREFIX):] for k in summary if k.startswith(TRANSFER_ACC_PREFIX)]
+    if not losses:
+        raise ValueError(f"holds no {TRANSFER_ACC_PREFIX}<loss>")
+    base = {k: meta[k] for k in PAIR_KEYS}
+    return [{**base, "loss": loss, "transfer_acc": summary[TRANSFER_ACC_PREFIX + loss],
+             "setting": meta.get("settings", {}), "path": str(path)} for loss in losses]
+
+
+def load_pair_summaries(results_folder: str | Path) -> tuple[list[dict], list[dict]]:
+    """Every `<weak>_<strong>.results_summary.json` under a results folder, one row per (pair, loss):
+    ds_name, seed, weak/strong model size, loss, weak_acc, strong_acc, transfer_acc, setting, path;
+    and the files that could not be read as [{"path", "problem"}]."""
+    rows, problems = [], []
+    for path in sorted(check_results_folder(results_folder).rglob(f"*{PAIR_SUMMARY_SUFFIX}")):
+        try:
+            rows.extend(read_pair_summary(path))
+        except ValueError as e:
+            problems.append({"path": str(path), "problem": str(e)})
+    return rows, problems
+
+
+# ---------------------------------------------------------------- analysis outputs
+
+def plots_dir(results_folder: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Where the plot command writes: --out_dir, else `plots/` in the results folder."""
+    return Path(str(out_dir)) if out_dir is not None else Path(str(results_folder)) / PLOTS_DIR
+
+
+def figure_path(out_dir: Path, ds_name: str) -> Path:
+    return Path(out_dir) / f"{shorten_value(ds_name)}.png"
+
+
+def pgr_table_path(out_dir: Path, ds_name: str, ext: str) -> Path:
+    """The PGR table as `<dataset>_pgr.csv` or `<dataset>_pgr.md`."""
+    return Path(out_dir) / f"{shorten_value(ds_name)}_pgr.{ext}"
