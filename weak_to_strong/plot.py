@@ -39,6 +39,7 @@ NOT_SETTINGS = ("ds_name", "seed", "model_size", "loss")
 LOSS_MARKERS = {"xent": "o", "logconf": "s", "product": "^"}
 OTHER_MARKERS = "DvP*X"
 LINESTYLES = ("-", "--", ":", "-.")
+RUN_COLUMNS = ("ds_name", "model_size", "weak_model_size", "loss", "seed", "accuracy")
 TABLE_COLUMNS = ("ds_name", "variant", "weak_model_size", "strong_model_size", "loss", "n_seeds",
                  "weak_acc", "weak_acc_se", "strong_acc", "strong_acc_se", "transfer_acc", "transfer_acc_se",
                  "pgr", "pgr_se", "n_pgr_seeds", "note")
@@ -212,19 +213,35 @@ def format_number(value: float, se: float = math.nan) -> str:
     return f"{value:.4f}" if math.isnan(se) else f"{value:.4f} ± {se:.4f}"
 
 
+def markdown_grid(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |" for cells in rows]
+    return "\n".join(lines) + "\n"
+
+
 def markdown_table(table: list[dict]) -> str:
     """The PGR table as Markdown (mean ± standard error; — where PGR is left out)."""
     show_variant = any(r["variant"] for r in table)
     header = ["dataset"] + ["setting"] * show_variant + ["weak", "strong", "loss", "seeds", "weak acc",
                                                           "strong acc", "transfer acc", "PGR", "note"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in table:
-        cells = [r["ds_name"]] + [r["variant"]] * show_variant + [
-            r["weak_model_size"], r["strong_model_size"], r["loss"], str(r["n_seeds"]),
-            format_number(r["weak_acc"], r["weak_acc_se"]), format_number(r["strong_acc"], r["strong_acc_se"]),
-            format_number(r["transfer_acc"], r["transfer_acc_se"]), format_number(r["pgr"], r["pgr_se"]), r["note"]]
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+    rows = [[r["ds_name"]] + [r["variant"]] * show_variant + [
+        r["weak_model_size"], r["strong_model_size"], r["loss"], r["n_seeds"],
+        format_number(r["weak_acc"], r["weak_acc_se"]), format_number(r["strong_acc"], r["strong_acc_se"]),
+        format_number(r["transfer_acc"], r["transfer_acc_se"]), format_number(r["pgr"], r["pgr_se"]), r["note"]]
+        for r in table]
+    return markdown_grid(header, rows)
+
+
+def rows_markdown(rows: list[dict], columns: tuple[str, ...] = RUN_COLUMNS) -> str:
+    """Table rows (e.g. results.load_runs's) as Markdown, sorted by the given columns."""
+    rows = sorted(rows, key=lambda r: tuple(str(r.get(c)) for c in columns))
+    return markdown_grid(list(columns), [[format_cell(r.get(c)) for c in columns] for r in rows])
+
+
+def format_cell(value) -> str:
+    if isinstance(value, float):
+        return format_number(value)
+    return "—" if value is None else str(value)
 
 
 def write_csv(table: list[dict], path: Path) -> None:
