@@ -31,6 +31,7 @@ from weak_to_strong import results
 from weak_to_strong.cli import exit_on_user_error
 from weak_to_strong.config import short_keys
 from weak_to_strong.eval import pgr
+from weak_to_strong.loss import LOSSES
 
 MATCH_FREE = ("model_size", "lr", "optim")
 """Fields in which a ceiling may differ from the weak run: each model has its own default lr and optimizer."""
@@ -66,7 +67,8 @@ def find_ceiling(ground_truth: list[dict], transfer: dict, weak: dict) -> dict |
     candidates = [g for g in ground_truth if g["model_size"] == transfer["model_size"]
                   and all(g.get(k) == weak.get(k) for k in fixed)]
     if len(candidates) > 1:
-        candidates = [g for g in candidates if (g.get("lr"), g.get("optim")) == (transfer.get("lr"), transfer.get("optim"))]
+        same_training = (transfer.get("lr"), transfer.get("optim"))
+        candidates = [g for g in candidates if (g.get("lr"), g.get("optim")) == same_training]
     return candidates[0] if len(candidates) == 1 else None
 
 
@@ -189,7 +191,8 @@ def aggregate_pgr(pair_rows: list[dict]) -> list[dict]:
         if duplicates[key]:
             extra = f"{duplicates[key]} duplicate seed row(s) ignored"
             row["note"] = f"{row['note']}; {extra}" if row["note"] else extra
-    return sorted(table, key=lambda r: (r["ds_name"], r["variant"], r["weak_acc"], r["strong_acc"], r["loss"]))
+    return sorted(table, key=lambda r: (r["ds_name"], r["variant"], r["weak_acc"], r["strong_acc"],
+                                        registry_order(r["loss"])))
 
 
 def datasets(table: list[dict]) -> list[str]:
@@ -267,23 +270,35 @@ def ground_truth_points(table: list[dict]) -> dict[str, float]:
     return dict(sorted(points.items(), key=lambda item: item[1]))
 
 
+def registry_order(loss: str) -> tuple[int, str]:
+    """Losses in registry order (xent first, so it gets the solid line), unknown ones after."""
+    names = list(LOSSES)
+    return (names.index(loss) if loss in names else len(names), loss)
+
+
 def loss_marker(loss: str, losses: list[str]) -> str:
     others = [name for name in losses if name not in LOSS_MARKERS]
     return LOSS_MARKERS.get(loss) or OTHER_MARKERS[others.index(loss) % len(OTHER_MARKERS)]
 
 
+def loss_linestyle(loss: str, losses: list[str]) -> str:
+    return LINESTYLES[losses.index(loss) % len(LINESTYLES)]
+
+
 def plot_dataset(table: list[dict], ds_name: str):
-    """The paper's figure for one dataset, as a matplotlib Figure (Agg canvas: no display needed)."""
+    """The paper's figure for one dataset, as a matplotlib Figure (Agg canvas: no display needed).
+
+    Colour: weak model; marker and line style: loss; open markers: a second setting (variant).
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
 
     rows = [r for r in table if r["ds_name"] == ds_name]
     gt = ground_truth_points(rows)
     weak_models = [m for m in gt if any(r["weak_model_size"] == m for r in rows)]
-    losses = sorted({r["loss"] for r in rows})
-    variants = sorted({r["variant"] for r in rows})
     colors = {m: f"C{i % 10}" for i, m in enumerate(weak_models)}
+    losses = sorted({r["loss"] for r in rows}, key=registry_order)
+    variants = sorted({r["variant"] for r in rows})
 
     fig = Figure(figsize=(7.5, 6), layout="constrained")
     FigureCanvasAgg(fig)
@@ -292,28 +307,43 @@ def plot_dataset(table: list[dict], ds_name: str):
     for weak in weak_models:
         for loss in losses:
             for v, variant in enumerate(variants):
-                line = sorted((r for r in rows if (r["weak_model_size"], r["loss"], r["variant"]) == (weak, loss, variant)),
-                              key=lambda r: r["strong_acc"])
-                if not line:
-                    continue
-                yerr = [0.0 if math.isnan(r["transfer_acc_se"]) else r["transfer_acc_se"] for r in line]
-                ax.errorbar([r["strong_acc"] for r in line], [r["transfer_acc"] for r in line], yerr=yerr,
-                            color=colors[weak], marker=loss_marker(loss, losses), ls=LINESTYLES[v % len(LINESTYLES)],
-                            ms=7, lw=1.8, capsize=3, alpha=0.9)
+                line = [r for r in rows if (r["weak_model_size"], r["loss"], r["variant"]) == (weak, loss, variant)]
+                if line:
+                    draw_transfer_line(ax, line, colors[weak], loss, losses, filled=v == 0)
     style_axes(ax, gt, rows, ds_name)
-    handles = [Line2D([], [], color="black", marker="o", lw=2, label="ground truth (strong ceiling)")]
-    handles += [Line2D([], [], color=colors[m], lw=3, label=f"weak: {m}") for m in weak_models]
-    handles += [Line2D([], [], color="gray", marker=loss_marker(loss, losses), ls="none", ms=7, label=f"loss: {loss}")
-                for loss in losses]
-    handles += [Line2D([], [], color="gray", ls=LINESTYLES[v % len(LINESTYLES)], label=variant)
-                for v, variant in enumerate(variants) if len(variants) > 1]
-    ax.legend(handles=handles, loc="upper left", fontsize=9, framealpha=0.9)
+    ax.legend(handles=legend_handles(colors, losses, variants), loc="upper left", fontsize=9, framealpha=0.9)
     return fig
+
+
+def draw_transfer_line(ax, line: list[dict], color: str, loss: str, losses: list[str], filled: bool) -> None:
+    """One weak model's transfer accuracies against each strong model's ceiling, ± standard error."""
+    line = sorted(line, key=lambda r: r["strong_acc"])
+    yerr = [0.0 if math.isnan(r["transfer_acc_se"]) else r["transfer_acc_se"] for r in line]
+    ax.errorbar([r["strong_acc"] for r in line], [r["transfer_acc"] for r in line], yerr=yerr, color=color,
+                marker=loss_marker(loss, losses), ls=loss_linestyle(loss, losses), mfc=color if filled else "white",
+                ms=7, lw=1.8, capsize=3, alpha=0.9)
+
+
+def legend_handles(colors: dict[str, str], losses: list[str], variants: list[str]) -> list:
+    """Colours (weak models) and markers (losses) explained apart, so the legend stays short."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color="black", marker="o", lw=2, label="ground truth (strong ceiling)")]
+    handles += [Line2D([], [], color=color, lw=3, label=f"weak: {m}") for m, color in colors.items()]
+    handles += [Line2D([], [], color="gray", marker=loss_marker(loss, losses), ls=loss_linestyle(loss, losses), ms=7,
+                       label=f"loss: {loss}") for loss in losses]
+    if len(variants) > 1:
+        handles += [Line2D([], [], color="gray", marker="o", ls="none", mfc="gray" if v == 0 else "white",
+                           label=variant) for v, variant in enumerate(variants)]
+    return handles
 
 
 def style_axes(ax, gt: dict[str, float], rows: list[dict], ds_name: str) -> None:
     """Equal ranges on both axes (the ground-truth line is the diagonal), models named at their accuracy."""
-    values = list(gt.values()) + [r["transfer_acc"] for r in rows]
+    values = list(gt.values())
+    for r in rows:  # room for the error bars
+        se = 0.0 if math.isnan(r["transfer_acc_se"]) else r["transfer_acc_se"]
+        values += [r["transfer_acc"] - se, r["transfer_acc"] + se]
     pad = max(0.02, 0.08 * (max(values) - min(values)))
     lo, hi = min(values) - pad, max(values) + pad
     ax.plot([lo, hi], [lo, hi], color="lightgray", lw=1, ls=":", zorder=0)

@@ -187,6 +187,8 @@ def read_run(path: Path) -> dict:
     missing = [k for k in RUN_KEYS if k not in config]
     if missing:
         raise ValueError(f"{CONFIG_FILE} lacks {', '.join(missing)}: not a run config")
+    if not isinstance(config.get("weak_model", {}), (dict, type(None))):
+        raise ValueError(f"{CONFIG_FILE}'s weak_model is not a config")
     if not is_finished(path):
         raise ValueError(f"unfinished (no {SUMMARY_FILE})")
     accuracy = read_json_file(path / SUMMARY_FILE).get("accuracy")
