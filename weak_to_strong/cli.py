@@ -59,10 +59,14 @@ def train_simple(**flags) -> None:
 
 @exit_on_user_error
 def sweep(model_sizes=None, **flags) -> None:
-    from weak_to_strong.sweep import run_sweep
+    from weak_to_strong.sweep import SweepFailed, run_sweep, sweep_option_names
 
-    check_flag_names(flags)
-    run_sweep(model_sizes, **flags)
+    check_flag_names(flags, extra=sweep_option_names())
+    try:
+        run_sweep(model_sizes, **flags)
+    except SweepFailed as e:  # each failure was reported with its log; say so once more and fail
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
 
 
 @exit_on_user_error
@@ -79,16 +83,19 @@ def expose_config_flags() -> None:
     """Give the entry points RunConfig's signature, so fire lists its flags in --help and rejects unknown ones."""
     from weak_to_strong.config import RunConfig
     from weak_to_strong.experiment import flag_defaults
+    from weak_to_strong.sweep import SweepOptions
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     config_params = [p.replace(kind=keyword) for p in inspect.signature(RunConfig).parameters.values()]
+    sweep_params = [p.replace(kind=keyword) for p in inspect.signature(SweepOptions).parameters.values()]
     # A trailing **flags makes fire hand unknown flags to us (we reject them before any work) rather
     # than calling the command first and complaining afterwards.
-    config_params.append(inspect.Parameter("flags", inspect.Parameter.VAR_KEYWORD))
-    train_simple.__signature__ = inspect.Signature(config_params)
-    sweep.__signature__ = inspect.Signature([inspect.Parameter("model_sizes", keyword)] + config_params)
+    flags = inspect.Parameter("flags", inspect.Parameter.VAR_KEYWORD)
+    train_simple.__signature__ = inspect.Signature(config_params + [flags])
+    sweep.__signature__ = inspect.Signature([inspect.Parameter("model_sizes", keyword)] + sweep_params
+                                            + config_params + [flags])
     w2s_params = [inspect.Parameter(name, keyword, default=default) for name, default in flag_defaults().items()]
-    train_weak_to_strong.__signature__ = inspect.Signature(w2s_params + config_params[-1:])
+    train_weak_to_strong.__signature__ = inspect.Signature(w2s_params + [flags])
 
 
 def main(command: str | None = None) -> None:

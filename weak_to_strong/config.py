@@ -47,6 +47,9 @@ class RunConfig:
     linear_probe: bool = result_field(False, "lp")
     """Train only the head; the backbone stays frozen."""
     lr_schedule: str = result_field("cosine_anneal", "sched")
+    lora_rank: int | None = result_field(None, "lora")
+    """Train rank-r LoRA adapters (peft) and the head instead of every weight; 0: full fine-tuning.
+    None: the model's default (full fine-tuning unless the registry says otherwise)."""
     weak_model_size: str | None = None
     """Train on the weak labels of this model's ground-truth run (same flags otherwise)."""
     weak_labels_path: str | None = None
@@ -66,6 +69,9 @@ class RunConfig:
     """Also save the trained weights (model.safetensors) in the run folder."""
     log_prefix: str = ""
     """Prefix of the run's name in the logger (W&B), e.g. to tell experiments apart."""
+    fsdp: bool | None = None
+    """Under torchrun: shard the model over the GPUs (FSDP2) rather than replicate it (DDP).
+    None: the model's default. Only memory and speed depend on it."""
 
     def __post_init__(self):
         validate_config(self)
@@ -84,12 +90,21 @@ def check_choice(name: str, value, choices) -> None:
         raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
 
 
+def check_lora_rank(cfg: RunConfig) -> None:
+    rank = cfg.lora_rank
+    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 0):
+        raise ValueError(f"--lora_rank must be a non-negative integer (0: full fine-tuning), got {rank!r}")
+    if rank and cfg.linear_probe:
+        raise ValueError("give either --lora_rank or --linear_probe, not both (a linear probe trains only the head)")
+
+
 def validate_config(cfg: RunConfig) -> None:
     """Every user error we can see before loading anything, as a ValueError naming the flag."""
     for name in ("batch_size", "max_ctx", "n_docs", "n_test_docs", "epochs"):
         check_positive_int(cfg, name)
     for name in ("minibatch_size_per_device", "eval_every"):
         check_positive_int(cfg, name, allow_none=True)
+    check_lora_rank(cfg)
     get_dataset_spec(cfg.ds_name)
     check_choice("loss", cfg.loss, LOSSES)
     check_choice("lr_schedule", cfg.lr_schedule, LR_SCHEDULES)
@@ -116,10 +131,22 @@ def is_transfer(cfg: RunConfig) -> bool:
 
 
 def with_defaults(cfg: RunConfig) -> RunConfig:
-    """lr and optim filled in from the model registry where not given."""
+    """lr, optim and lora_rank filled in from the model registry where not given."""
     spec = get_model_spec(cfg.model_size)
     return replace(cfg, lr=spec.default_lr if cfg.lr is None else float(cfg.lr),
-                   optim=spec.default_optimizer if cfg.optim is None else cfg.optim)
+                   optim=spec.default_optimizer if cfg.optim is None else cfg.optim,
+                   lora_rank=lora_rank(cfg))
+
+
+def lora_rank(cfg: RunConfig) -> int:
+    """The given rank; else the registry's, except under --linear_probe, which trains only the head."""
+    if cfg.lora_rank is not None:
+        return cfg.lora_rank
+    return 0 if cfg.linear_probe else get_model_spec(cfg.model_size).lora_rank
+
+
+def use_fsdp(cfg: RunConfig) -> bool:
+    return get_model_spec(cfg.model_size).fsdp if cfg.fsdp is None else bool(cfg.fsdp)
 
 
 def minibatch_size(cfg: RunConfig) -> int:

@@ -7,21 +7,30 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from weak_to_strong.batching import Examples, pad_batch, sort_by_length, split_chunks
+from weak_to_strong.batching import Examples, pad_batch, sort_by_length
+from weak_to_strong.distributed import DataParallel
+
+ONE_PROCESS = DataParallel()
 
 
 @torch.no_grad()
 def predict_probs(model, examples: Examples, batch_size: int, device: torch.device, pad_id: int,
-                  desc: str = "eval") -> torch.Tensor:
-    """Class probabilities [N, 2] in the original order; batches are grouped by length."""
+                  desc: str = "eval", dp: DataParallel = ONE_PROCESS) -> torch.Tensor:
+    """Class probabilities [N, 2] in the original order; batches are grouped by length.
+
+    Under torchrun each rank predicts a share of the examples, and every rank gets all of them back.
+    """
     was_training = model.training
     model.eval()
     order = sort_by_length(torch.arange(len(examples)), examples.lengths)
+    rows, row_probs = [torch.empty(0, dtype=torch.long)], [torch.empty((0, 2))]
+    for part in tqdm(dp.parts(order, batch_size), desc=desc, leave=False, **dp.progress_options()):
+        input_ids, mask = pad_batch([examples.input_ids[i] for i in part.indices.tolist()], pad_id)
+        logits = model(input_ids.to(device), mask.to(device))[: part.n_real]
+        rows.append(part.real)
+        row_probs.append(torch.softmax(logits.float(), dim=-1).cpu())
     probs = torch.empty((len(examples), 2), dtype=torch.float32)
-    for chunk in tqdm(split_chunks(order, batch_size), desc=desc, leave=False):
-        input_ids, mask = pad_batch([examples.input_ids[i] for i in chunk.tolist()], pad_id)
-        logits = model(input_ids.to(device), mask.to(device))
-        probs[chunk] = torch.softmax(logits.float(), dim=-1).cpu()
+    probs[dp.gather_rows(torch.cat(rows))] = dp.gather_rows(torch.cat(row_probs))
     model.train(was_training)
     return probs
 

@@ -53,8 +53,13 @@ def load_tokenizer(spec: ModelSpec):
 
 
 def load_model(spec: ModelSpec, device: torch.device, linear_probe: bool = False,
-               gradient_checkpointing: bool | None = None) -> TransformerWithHead:
-    """The backbone without its LM head (AutoModel), wrapped with a classification head."""
+               gradient_checkpointing: bool | None = None, load_device: torch.device | None = None
+               ) -> TransformerWithHead:
+    """The backbone without its LM head (AutoModel), wrapped with a classification head.
+
+    The weights get `device`'s dtype and land on `load_device` (default `device`;
+    FSDP loads on the CPU and moves only each rank's shard to the GPU).
+    """
     from transformers import AutoModel
 
     dtype = pick_dtype(spec, device)
@@ -64,7 +69,7 @@ def load_model(spec: ModelSpec, device: torch.device, linear_probe: bool = False
         backbone.gradient_checkpointing_enable()
     model = TransformerWithHead(backbone, linear_probe=linear_probe)
     model.score.float()
-    return model.to(device)
+    return model.to(load_device or device)
 
 
 def max_positions(model: TransformerWithHead) -> int | None:

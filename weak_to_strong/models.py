@@ -32,6 +32,10 @@ class ModelSpec:
     """Extra keyword arguments for `from_pretrained` (revision, trust_remote_code)."""
     builder: Callable[[], str] | None = None
     """Builds the model locally and returns its path (toy models)."""
+    lora_rank: int = 0
+    """Default --lora_rank: 0 trains every weight; r > 0 trains rank-r LoRA adapters and the head."""
+    fsdp: bool = False
+    """Default --fsdp: under torchrun, shard the model over GPUs (FSDP2) rather than replicate it (DDP)."""
 
 
 def _toy_builder(size: str) -> Callable[[], str]:
@@ -56,10 +60,12 @@ _SPECS = [
               minibatch_size=4, pretrained_kwargs=dict(_QWEN1, revision="5fde88dff770a7d036847211f5d9d9705f0caa69")),
     ModelSpec("Qwen/Qwen-7B", default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True, dtype="bfloat16",
               minibatch_size=1, pretrained_kwargs=dict(_QWEN1, revision="d4efd21e866b9cb3466cb65b963933f5e98016d1")),
+    # The largest do not fit on one GPU with their optimizer state: FSDP under torchrun.
     ModelSpec("Qwen/Qwen-14B", default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True, dtype="bfloat16",
-              minibatch_size=1, pretrained_kwargs=dict(_QWEN1, revision="8be2854218fea9054331e217fd26a06f3fd02004")),
+              minibatch_size=1, fsdp=True,
+              pretrained_kwargs=dict(_QWEN1, revision="8be2854218fea9054331e217fd26a06f3fd02004")),
     ModelSpec("Qwen/Qwen-72B", default_lr=1e-5, eval_batch_size=1, gradient_checkpointing=True, dtype="bfloat16",
-              minibatch_size=1, default_optimizer="adafactor",
+              minibatch_size=1, default_optimizer="adafactor", fsdp=True,
               pretrained_kwargs=dict(_QWEN1, revision="fec78c0e3b3b10dd9f0ce775c34a686a3255a7d1")),
     # Today's small open ladders (native transformers code, no remote code).
     ModelSpec("Qwen/Qwen2.5-0.5B", default_lr=1e-5, eval_batch_size=32, dtype="bfloat16", minibatch_size=16),

@@ -20,13 +20,16 @@ import torch
 
 from weak_to_strong import results
 from weak_to_strong.batching import Examples
-from weak_to_strong.config import RunConfig, is_transfer, minibatch_size, result_dict, weak_run_config, with_defaults
+from weak_to_strong.config import (RunConfig, is_transfer, minibatch_size, result_dict, use_fsdp, weak_run_config,
+                                   with_defaults)
 from weak_to_strong.datasets import load_dataset, tokenize_dataset
+from weak_to_strong.distributed import DataParallel, init_data_parallel
 from weak_to_strong.eval import accuracy, predict_probs
-from weak_to_strong.logger import make_run_logger
+from weak_to_strong.logger import NullLogger, make_run_logger
+from weak_to_strong.lora import add_lora
 from weak_to_strong.loss import make_loss
 from weak_to_strong.model import load_model, load_tokenizer, max_positions
-from weak_to_strong.models import get_model_spec, pick_device
+from weak_to_strong.models import get_model_spec
 from weak_to_strong.train import TrainSettings, train_model
 
 
@@ -95,55 +98,74 @@ def make_weak_labels(to_label, probs: torch.Tensor):
 
 
 def run_train_simple(cfg: RunConfig) -> dict:
-    """Train (or reuse) one run and return its results summary."""
+    """Train (or reuse) one run and return its results summary.
+
+    Under torchrun every rank trains its share; only rank 0 prints and writes.
+    """
+    dp = init_data_parallel()
     run_path = results.run_dir(cfg)
     if results.is_finished(run_path) and not cfg.force_retrain:
         summary = results.read_summary(run_path)
-        print(f"skipping {run_path} (finished; --force_retrain to redo): accuracy {summary['accuracy']:.4f}")
+        if dp.is_main:
+            print(f"skipping {run_path} (finished; --force_retrain to redo): accuracy {summary['accuracy']:.4f}")
         return summary
-    weak_labels = find_weak_labels(cfg) if is_transfer(cfg) else None
+    weak_labels = dp.main_first(lambda: find_weak_labels(cfg)) if is_transfer(cfg) else None
     config = result_dict(cfg)
     resolved = with_defaults(cfg)
     spec = get_model_spec(cfg.model_size)
     seed_everything(cfg.seed)
-    device = pick_device()
     tokenizer = load_tokenizer(spec)
-    model = load_model(spec, device, linear_probe=cfg.linear_probe)
+    fsdp = use_fsdp(cfg) and dp.world_size > 1
+    model = load_model(spec, dp.device, linear_probe=cfg.linear_probe, load_device=dp.load_device(fsdp))
+    model = add_lora(model, resolved.lora_rank)
     max_ctx = min(cfg.max_ctx, max_positions(model) or cfg.max_ctx)
     data = load_run_data(cfg, tokenizer, max_ctx, weak_labels)
+    model = dp.wrap(model, fsdp=fsdp)
 
-    results.reset_run_dir(run_path)
-    results.write_json_atomic(run_path / results.CONFIG_FILE, config)
-    logger = make_run_logger(run_path / results.LOG_FILE, cfg.log_prefix + results.config_name(cfg), config)
+    if dp.is_main:
+        results.reset_run_dir(run_path)
+        results.write_json_atomic(run_path / results.CONFIG_FILE, config)
+    logger = make_run_logger(run_path / results.LOG_FILE, cfg.log_prefix + results.config_name(cfg), config) \
+        if dp.is_main else NullLogger()
     try:
-        summary = train_and_evaluate(model, data, resolved, tokenizer.pad_token_id, device, logger, run_path)
+        summary = train_and_evaluate(model, data, resolved, tokenizer.pad_token_id, dp, logger, run_path)
     finally:
         logger.close()
-    print(f"{run_path}: accuracy {summary['accuracy']:.4f}")
-    sync(cfg, "upload", run_path)
+    if dp.is_main:
+        print(f"{run_path}: accuracy {summary['accuracy']:.4f}")
+        sync(cfg, "upload", run_path)
     return summary
 
 
-def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, device, logger, run_path: Path) -> dict:
+def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, dp: DataParallel, logger,
+                       run_path: Path) -> dict:
+    """Train, evaluate, label the held-out half; every rank computes, rank 0 writes."""
     train_ex, test_ex = Examples.from_dataset(data.train), Examples.from_dataset(data.test)
     eval_batch = get_model_spec(cfg.model_size).eval_batch_size
+    device = dp.device
 
     def evaluate() -> dict:
-        return {"eval_accuracy": accuracy(predict_probs(model, test_ex, eval_batch, device, pad_id), test_ex.labels)}
+        probs = predict_probs(model, test_ex, eval_batch, device, pad_id, dp=dp)
+        return {"eval_accuracy": accuracy(probs, test_ex.labels)}
 
     settings = TrainSettings(batch_size=cfg.batch_size, minibatch_size=minibatch_size(cfg), epochs=cfg.epochs,
                              lr=cfg.lr, optim=cfg.optim, lr_schedule=cfg.lr_schedule, seed=cfg.seed,
                              train_with_dropout=cfg.train_with_dropout, eval_every=cfg.eval_every)
     start = time.time()
-    train_model(model, train_ex, make_loss(cfg.loss), settings, device, pad_id, logger, evaluate)
+    train_model(model, train_ex, make_loss(cfg.loss), settings, device, pad_id, logger, evaluate, dp)
     final = evaluate()
     logger.log({"final": True, "train_seconds": time.time() - start, **final})
     if data.to_label is not None:
         to_label = Examples.from_dataset(data.to_label)
-        probs = predict_probs(model, to_label, eval_batch, device, pad_id, desc="weak labels")
-        results.save_weak_labels(make_weak_labels(data.to_label, probs), run_path / results.WEAK_LABELS_DIR)
+        probs = predict_probs(model, to_label, eval_batch, device, pad_id, desc="weak labels", dp=dp)
+        if dp.is_main:
+            results.save_weak_labels(make_weak_labels(data.to_label, probs), run_path / results.WEAK_LABELS_DIR)
     if cfg.save_model:
-        results.save_model_weights(model, run_path / results.MODEL_FILE)
+        state = dp.full_state_dict(model)  # a collective under FSDP
+        if dp.is_main:
+            results.save_state_dict(state, run_path / results.MODEL_FILE)
     summary = {"accuracy": final["eval_accuracy"]}
-    results.write_json_atomic(run_path / results.SUMMARY_FILE, summary)
+    if dp.is_main:
+        results.write_json_atomic(run_path / results.SUMMARY_FILE, summary)
+    dp.barrier()  # the run is finished for every rank once rank 0 has written it
     return summary

@@ -6,6 +6,9 @@ A run lives in `results_folder/sweep_subfolder/<config name>/`:
   weak_labels/          datasets save_to_disk: txt, soft_label, hard_label, gt_label, id (ground-truth runs)
   log.jsonl             training and eval records
   model.safetensors     only with --save_model
+
+A sweep run by the local or Slurm executor logs to `results_folder/logs/sweep_subfolder/`:
+`<config name>.log` (local) or `<config name>/` (submitit's files, Slurm).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ SUMMARY_FILE = "results_summary.json"
 WEAK_LABELS_DIR = "weak_labels"
 LOG_FILE = "log.jsonl"
 MODEL_FILE = "model.safetensors"
+SWEEP_LOGS_DIR = "logs"
 MAX_VALUE_CHARS = 40
 
 
@@ -60,6 +64,16 @@ def config_name(cfg: RunConfig) -> str:
 
 def run_dir(cfg: RunConfig) -> Path:
     return Path(cfg.results_folder) / cfg.sweep_subfolder / config_name(cfg)
+
+
+def sweep_log_path(cfg: RunConfig) -> Path:
+    """A run's log file when a sweep runs it in the background (local executor)."""
+    return Path(cfg.results_folder) / SWEEP_LOGS_DIR / cfg.sweep_subfolder / f"{config_name(cfg)}.log"
+
+
+def slurm_log_dir(cfg: RunConfig) -> Path:
+    """A run's folder of submitit/Slurm logs."""
+    return Path(cfg.results_folder) / SWEEP_LOGS_DIR / cfg.sweep_subfolder / config_name(cfg)
 
 
 def weak_labels_dir(cfg: RunConfig) -> Path:
@@ -108,9 +122,13 @@ def load_weak_labels(path: str | Path):
 
 
 def save_model_weights(model, path: Path) -> None:
+    save_state_dict(model.state_dict(), path)
+
+
+def save_state_dict(state: dict, path: Path) -> None:
     from safetensors.torch import save_file
 
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     save_file(state, tmp)

@@ -1,27 +1,113 @@
-"""Sweep planning and the serial subprocess runner behind sweep.py."""
+"""Sweep planning, the sweep-only options, and the summary behind sweep.py.
+
+A sweep is, for each seed, a ground-truth run per model size and a transfer run
+per (weak, strong) pair with the strong model at or after the weak one. Each
+transfer run needs only its own weak model's ground-truth run; executors.py
+runs the plan one after another (default), in a local pool, or on Slurm.
+"""
 
 from __future__ import annotations
 
 import math
-import subprocess
+import shlex
 import sys
 from dataclasses import dataclass, fields, replace
 
-from weak_to_strong import results
+from weak_to_strong import executors, results
 from weak_to_strong.config import RunConfig
 from weak_to_strong.eval import pgr
 
 SWEEP_OWNED_FLAGS = ("model_size", "weak_model_size", "weak_labels_path")
+EXECUTORS = ("serial", "local", "slurm")
+SUBMITIT_CLUSTERS = ("slurm", "local", "debug")
+
+
+class SweepFailed(RuntimeError):
+    """Some runs failed (each already reported with its log); the others ran."""
+
+
+def parse_int_list(value, flag: str) -> list[int] | None:
+    """fire hands "0,1,2" over as a tuple, "0" as an int; a plain string may also come with commas."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [value]
+    try:
+        out = [int(str(v).strip()) for v in items if str(v).strip()]
+    except ValueError:
+        raise ValueError(f"--{flag} must be a comma-separated list of integers, e.g. --{flag}=0,1,2; got {value!r}")
+    if not out:
+        raise ValueError(f"--{flag} is empty; give a comma-separated list of integers, e.g. --{flag}=0,1,2")
+    return out
+
+
+@dataclass
+class SweepOptions:
+    """How sweep.py runs its runs (sweep-only flags; none of them changes a run's results)."""
+
+    executor: str = "serial"
+    """serial: one after another in this terminal, stopping at the first failure.
+    local: a pool of workers on this machine (--gpus or --max_parallel), logs per run.
+    slurm: one Slurm job per run via submitit, with Slurm job dependencies."""
+    seeds: object = None
+    """Run the sweep once per seed, e.g. --seeds=0,1,2 (default: --seed alone)."""
+    dry_run: bool = False
+    """Print the plan (runs, dependencies, commands, logs) and run nothing."""
+    gpus: object = None
+    """local: the GPU ids to share out, e.g. --gpus=0,1,2,3; each run gets --gpus_per_run of them."""
+    gpus_per_run: int = 1
+    """local and slurm: GPUs per run; more than one runs it data-parallel under torchrun."""
+    max_parallel: int | None = None
+    """local without --gpus: runs at once (default 1), e.g. CPU runs."""
+    slurm_partition: str | None = None
+    slurm_cpus_per_run: int | None = None
+    slurm_mem_gb: float | None = None
+    slurm_time_min: int = 240
+    slurm_cluster: str = "slurm"
+    """submitit backend: slurm, or local / debug to try the Slurm path on this machine."""
+
+    def __post_init__(self):
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {self.executor!r}; choose one of: {', '.join(EXECUTORS)}")
+        if self.slurm_cluster not in SUBMITIT_CLUSTERS:
+            raise ValueError(f"unknown --slurm_cluster {self.slurm_cluster!r}; "
+                             f"choose one of: {', '.join(SUBMITIT_CLUSTERS)}")
+        self.seeds = parse_int_list(self.seeds, "seeds")
+        self.gpus = parse_int_list(self.gpus, "gpus")
+        for name in ("gpus_per_run", "max_parallel", "slurm_cpus_per_run", "slurm_time_min"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"--{name} must be a positive integer, got {value!r}")
+        if self.executor != "local" and (self.gpus is not None or self.max_parallel is not None):
+            raise ValueError("--gpus and --max_parallel apply to --executor=local")
+        if self.gpus is not None and self.max_parallel is not None:
+            raise ValueError("give either --gpus (one run per GPU group) or --max_parallel (CPU runs), not both")
+        if self.gpus is not None and len(self.gpus) < self.gpus_per_run:
+            raise ValueError(f"--gpus={','.join(map(str, self.gpus))} has fewer than --gpus_per_run="
+                             f"{self.gpus_per_run} GPUs")
+        if self.executor == "local" and self.gpus is None and self.gpus_per_run > 1:
+            raise ValueError("--gpus_per_run > 1 with --executor=local needs --gpus")
+
+    def slurm_resources(self) -> executors.SlurmResources:
+        return executors.SlurmResources(gpus=self.gpus_per_run, cpus=self.slurm_cpus_per_run,
+                                        mem_gb=self.slurm_mem_gb, time_min=self.slurm_time_min,
+                                        partition=self.slurm_partition, cluster=self.slurm_cluster)
+
+
+def sweep_option_names() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(SweepOptions))
 
 
 @dataclass(frozen=True)
 class PlannedRun:
     model_size: str
     weak_model_size: str | None = None
+    seed: int | None = None
+    """None: the sweep's --seed."""
 
     @property
     def label(self) -> str:
-        return self.model_size if self.weak_model_size is None else f"{self.weak_model_size}->{self.model_size}"
+        name = self.model_size if self.weak_model_size is None else f"{self.weak_model_size}->{self.model_size}"
+        return name if self.seed is None else f"{name} seed={self.seed}"
 
 
 def parse_model_sizes(model_sizes) -> list[str]:
@@ -33,15 +119,23 @@ def parse_model_sizes(model_sizes) -> list[str]:
     return sizes
 
 
-def plan_sweep(model_sizes: list[str]) -> list[PlannedRun]:
-    """Ground-truth runs for each size, then every pair whose strong model is at or after the weak one."""
-    gt = [PlannedRun(size) for size in model_sizes]
-    pairs = [PlannedRun(strong, weak) for i, weak in enumerate(model_sizes) for strong in model_sizes[i:]]
-    return gt + pairs
+def plan_sweep(model_sizes: list[str], seeds: list[int] | None = None) -> list[PlannedRun]:
+    """Per seed: ground-truth runs for each size, then every pair whose strong model is at or after the weak one."""
+    plan = []
+    for seed in seeds or [None]:
+        plan += [PlannedRun(size, seed=seed) for size in model_sizes]
+        plan += [PlannedRun(strong, weak, seed) for i, weak in enumerate(model_sizes) for strong in model_sizes[i:]]
+    return plan
+
+
+def dependencies(run: PlannedRun) -> tuple[PlannedRun, ...]:
+    """A transfer run needs its weak model's ground-truth run (its labels), nothing else."""
+    return () if run.weak_model_size is None else (PlannedRun(run.weak_model_size, seed=run.seed),)
 
 
 def run_config(base: RunConfig, run: PlannedRun) -> RunConfig:
-    return replace(base, model_size=run.model_size, weak_model_size=run.weak_model_size)
+    seed = base.seed if run.seed is None else run.seed
+    return replace(base, model_size=run.model_size, weak_model_size=run.weak_model_size, seed=seed)
 
 
 def explicit_flags(flags: dict) -> dict:
@@ -50,10 +144,12 @@ def explicit_flags(flags: dict) -> dict:
     return {k: v for k, v in flags.items() if k not in defaults or v != defaults[k]}
 
 
-def check_forwarded_flags(flags: dict) -> None:
+def check_forwarded_flags(flags: dict, options: SweepOptions) -> None:
     owned = [f for f in SWEEP_OWNED_FLAGS if flags.get(f) is not None]
     if owned:
         raise ValueError(f"sweep.py sets {', '.join('--' + f for f in owned)} itself; use --model_sizes instead")
+    if options.seeds is not None and "seed" in flags:
+        raise ValueError("give either --seed or --seeds, not both")
 
 
 def format_flag(name: str, value) -> str:
@@ -64,37 +160,93 @@ def train_simple_command(flags: dict, run: PlannedRun) -> list[str]:
     args = {**flags, "model_size": run.model_size}
     if run.weak_model_size is not None:
         args["weak_model_size"] = run.weak_model_size
+    if run.seed is not None:
+        args["seed"] = run.seed
     return [sys.executable, "-m", "weak_to_strong.cli", "train_simple"] + [
         format_flag(k, v) for k, v in args.items()
     ]
 
 
+def make_jobs(base: RunConfig, flags: dict, plan: list[PlannedRun], options: SweepOptions) -> list[executors.Job]:
+    """What the executors run: commands (under torchrun for several GPUs per run), dependencies, logs."""
+    jobs = []
+    for run in plan:
+        cfg = run_config(base, run)
+        jobs.append(executors.Job(
+            key=run, label=run.label,
+            command=executors.with_torchrun(train_simple_command(flags, run), options.gpus_per_run),
+            log_path=results.slurm_log_dir(cfg) if options.executor == "slurm" else results.sweep_log_path(cfg),
+            needs=dependencies(run),
+            finished=results.is_finished(results.run_dir(cfg)) and not cfg.force_retrain,
+        ))
+    return jobs
+
+
+def print_plan(jobs: list[executors.Job], options: SweepOptions) -> None:
+    todo = [job for job in jobs if not job.finished]
+    print(f"plan: {len(jobs)} runs, {len(jobs) - len(todo)} already finished, {len(todo)} to run "
+          f"(executor: {options.executor})")
+    labels = {job.key: job.label for job in jobs}
+    for i, job in enumerate(jobs, 1):
+        status = "finished, skip" if job.finished else "to run"
+        after = ", ".join(labels[k] for k in job.needs) or "-"
+        print(f"[{i}/{len(jobs)}] {job.label}  ({status}; after: {after})")
+        if not job.finished:
+            print(f"    {shlex.join(job.command)}")
+            if options.executor != "serial":
+                print(f"    log: {job.log_path}")
+
+
+def execute(jobs: list[executors.Job], options: SweepOptions) -> dict:
+    if options.executor == "local":
+        return executors.run_local(jobs, executors.local_slots(options.gpus, options.gpus_per_run,
+                                                               options.max_parallel))
+    if options.executor == "slurm":
+        return executors.run_slurm(jobs, options.slurm_resources())
+    return executors.run_serial(jobs)
+
+
 def run_sweep(model_sizes, **flags) -> list[dict]:
-    """Run the planned runs one after another as train_simple subprocesses; print accuracies and PGR."""
+    """Plan, run (or with --dry_run only print) the sweep; print accuracies and PGR.
+
+    Raises SweepFailed, after the summary of what did finish, when runs failed.
+    """
     if model_sizes is None:
         raise ValueError("--model_sizes is required, e.g. --model_sizes=gpt2,gpt2-medium")
+    options = SweepOptions(**{k: flags.pop(k) for k in sweep_option_names() if k in flags})
     sizes = parse_model_sizes(model_sizes)
-    check_forwarded_flags(flags)
+    check_forwarded_flags(flags, options)
     flags = explicit_flags(flags)
     base = RunConfig(**flags)  # validates every forwarded flag before any run starts
-    plan = plan_sweep(sizes)
-    for i, run in enumerate(plan, 1):
-        print(f"[sweep {i}/{len(plan)}] {run.label}", flush=True)
-        subprocess.run(train_simple_command(flags, run), check=True)
+    plan = plan_sweep(sizes, options.seeds)
+    jobs = make_jobs(base, flags, plan, options)
+    if options.dry_run:
+        print_plan(jobs, options)
+        return []
+    outcomes = execute(jobs, options)
     rows = summarize_sweep(base, plan)
     print_summary(rows)
+    statuses = [outcomes[job.key].status if job.key in outcomes else "not started" for job in jobs]
+    if any(status != "done" for status in statuses):
+        counts = ", ".join(f"{statuses.count(s)} {s}" for s in ("failed", "skipped", "not started") if s in statuses)
+        raise SweepFailed(f"{counts} of {len(jobs)} runs (failures are listed above with their logs)")
     return rows
 
 
 def summarize_sweep(base: RunConfig, plan: list[PlannedRun]) -> list[dict]:
-    """Accuracy of every run, and the PGR of each transfer run against its weak floor and strong ceiling."""
-    acc = {run: results.read_summary(results.run_dir(run_config(base, run)))["accuracy"] for run in plan}
+    """Accuracy of every finished run, and the PGR of each transfer run against its weak floor and strong ceiling."""
+    acc = {}
+    for run in plan:
+        path = results.run_dir(run_config(base, run))
+        acc[run] = results.read_summary(path)["accuracy"] if results.is_finished(path) else None
     rows = []
     for run in plan:
         row = {"run": run.label, "accuracy": acc[run], "pgr": None}
         if run.weak_model_size is not None:
-            weak, ceiling = acc[PlannedRun(run.weak_model_size)], acc[PlannedRun(run.model_size)]
-            row["pgr"] = pgr(weak, acc[run], ceiling)
+            weak = acc[PlannedRun(run.weak_model_size, seed=run.seed)]
+            ceiling = acc[PlannedRun(run.model_size, seed=run.seed)]
+            if None not in (weak, acc[run], ceiling):
+                row["pgr"] = pgr(weak, acc[run], ceiling)
         rows.append(row)
     return rows
 
@@ -108,4 +260,5 @@ def print_summary(rows: list[dict]) -> None:
             shown = "n/a"  # ceiling not above the weak floor
         else:
             shown = f"{row['pgr']:.3f}"
-        print(f"{row['run']:<40} {row['accuracy']:>9.4f} {shown:>8}")
+        accuracy = "-" if row["accuracy"] is None else f"{row['accuracy']:.4f}"
+        print(f"{row['run']:<40} {accuracy:>9} {shown:>8}")

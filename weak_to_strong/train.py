@@ -10,6 +10,9 @@ import torch
 from tqdm.auto import tqdm
 
 from weak_to_strong.batching import Examples, pad_batch, sort_by_length, split_chunks
+from weak_to_strong.distributed import DataParallel
+
+ONE_PROCESS = DataParallel()
 
 
 @dataclass
@@ -61,40 +64,49 @@ def forward_minibatch(model, examples: Examples, idx: torch.Tensor, pad_id: int,
     return model(input_ids.to(device), mask.to(device))
 
 
-def batch_loss_stats(model, examples, minibatches, loss_fn, pad_id, device) -> dict | None:
-    """Batch-level loss statistics over the whole batch (a gradient-free pass), if the loss needs them."""
-    if not loss_fn.needs_batch_stats or len(minibatches) == 1:
+def batch_loss_stats(model, examples, parts, loss_fn, pad_id, device, dp: DataParallel) -> dict | None:
+    """Batch-level loss statistics over the whole (global) batch, if the loss needs them.
+
+    A gradient-free pass over this rank's parts, gathered over ranks.
+    """
+    if not loss_fn.needs_batch_stats or (len(parts) == 1 and dp.world_size == 1):
         return None  # a single minibatch computes them from its own logits
     with torch.no_grad():
-        logits = torch.cat([forward_minibatch(model, examples, mb, pad_id, device) for mb in minibatches])
-    labels = torch.cat([examples.labels[mb] for mb in minibatches]).to(device)
-    return loss_fn.batch_stats(logits, labels)
+        logits = torch.cat([forward_minibatch(model, examples, p.indices, pad_id, device)[: p.n_real] for p in parts])
+    labels = torch.cat([examples.labels[p.real] for p in parts]).to(device)
+    return loss_fn.batch_stats(dp.gather_rows(logits), dp.gather_rows(labels))
 
 
 def train_step(model, examples: Examples, batch: torch.Tensor, loss_fn, optimizer, scheduler,
-               minibatch_size: int, step_frac: float, pad_id: int, device) -> float:
-    """One optimizer step over a batch, accumulated over minibatches.
+               minibatch_size: int, step_frac: float, pad_id: int, device, dp: DataParallel = ONE_PROCESS) -> float:
+    """One optimizer step over a batch, accumulated over minibatches (this rank's share of them).
 
     Each minibatch's mean loss is weighted by its share of the batch, so the
     update equals the full-batch update while memory scales with the minibatch.
     """
-    minibatches = split_chunks(sort_by_length(batch, examples.lengths), minibatch_size)
-    stats = batch_loss_stats(model, examples, minibatches, loss_fn, pad_id, device)
+    parts = dp.parts(sort_by_length(batch, examples.lengths), minibatch_size)
+    stats = batch_loss_stats(model, examples, parts, loss_fn, pad_id, device, dp)
     total = 0.0
-    for mb in minibatches:
-        logits = forward_minibatch(model, examples, mb, pad_id, device)
-        loss = loss_fn(logits, examples.labels[mb].to(device), step_frac, stats) * (len(mb) / len(batch))
-        loss.backward()
+    for i, part in enumerate(parts):
+        with dp.gradient_sync(model, enabled=i == len(parts) - 1):
+            logits = forward_minibatch(model, examples, part.indices, pad_id, device)[: part.n_real]
+            labels = examples.labels[part.real].to(device)
+            loss = loss_fn(logits, labels, step_frac, stats) * (part.n_real / len(batch)) if part.n_real \
+                else logits.sum() * 0.0  # a placeholder joins the collectives with zero gradient
+            (loss * dp.grad_scale).backward()
         total += loss.item()
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return total
+    return dp.sum(total)
 
 
 def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, device, pad_id: int,
-                logger, evaluate: Callable[[], dict] | None = None) -> None:
-    """Train in place. `evaluate` (optional) is called every settings.eval_every steps and its dict logged."""
+                logger, evaluate: Callable[[], dict] | None = None, dp: DataParallel = ONE_PROCESS) -> None:
+    """Train in place. `evaluate` (optional) is called every settings.eval_every steps and its dict logged.
+
+    Under torchrun, `dp` says which share of every batch this rank trains on.
+    """
     generator = torch.Generator().manual_seed(settings.seed)
     torch.manual_seed(settings.seed)
     steps_per_epoch = math.ceil(len(examples) / settings.batch_size)
@@ -104,12 +116,12 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
     # Without dropout, train in eval mode: the same for every architecture, no config surgery.
     model.train(settings.train_with_dropout)
     step = 0
-    with tqdm(total=total_steps, desc="train") as bar:
+    with tqdm(total=total_steps, desc="train", **dp.progress_options()) as bar:
         for epoch in range(settings.epochs):
             for batch in shuffled_batches(len(examples), settings.batch_size, generator):
                 lr = scheduler.get_last_lr()[0]
                 loss = train_step(model, examples, batch, loss_fn, optimizer, scheduler,
-                                  settings.minibatch_size, step / total_steps, pad_id, device)
+                                  settings.minibatch_size, step / total_steps, pad_id, device, dp)
                 step += 1
                 logger.log({"step": step, "epoch": epoch, "loss": loss, "lr": lr})
                 bar.set_postfix(loss=f"{loss:.4f}")
