@@ -158,6 +158,16 @@ class DataParallel:
         return self.unwrap(model).state_dict()
 
 
+FSDP_OPTIMIZERS = ("adam",)
+"""Optimizers that can step FSDP2's sharded parameters (DTensors); transformers' Adafactor cannot."""
+
+
+def check_fsdp_optimizer(optim: str) -> None:
+    if optim not in FSDP_OPTIMIZERS:
+        raise ValueError(f"--optim={optim} cannot step FSDP's sharded parameters; "
+                         f"use --optim={' or '.join(FSDP_OPTIMIZERS)}, or --fsdp=False (DDP)")
+
+
 def is_ddp(model) -> bool:
     from torch.nn.parallel import DistributedDataParallel
 

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 # Per architecture (transformers' config.model_type): every projection in attention and MLP.
 # Architectures not listed get peft's "all-linear" (every Linear/Conv1D layer of the backbone).
 LORA_TARGET_MODULES: dict[str, tuple[str, ...]] = {
@@ -14,6 +16,8 @@ LORA_TARGET_MODULES: dict[str, tuple[str, ...]] = {
     "llama": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
     "gpt_neox": ("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"),
 }
+CONV1D_ARCHS = {"gpt2"}
+"""Architectures whose projections are transformers' Conv1D (weights stored transposed): peft's fan_in_fan_out."""
 LORA_ALPHA_PER_RANK = 2
 """lora_alpha = 2 * rank: the update's scale alpha / rank stays 2 whatever the rank."""
 
@@ -33,7 +37,12 @@ def add_lora(model, rank: int):
         import peft
     except ImportError as e:
         raise ValueError("--lora_rank needs peft: pip install 'weak-to-strong[scale]'") from e
-    target = lora_target_modules(model.backbone.config.model_type)
-    config = peft.LoraConfig(r=rank, lora_alpha=LORA_ALPHA_PER_RANK * rank, lora_dropout=0.0, target_modules=target)
-    model.backbone = peft.get_peft_model(model.backbone, config)
+    model_type = model.backbone.config.model_type
+    config = peft.LoraConfig(r=rank, lora_alpha=LORA_ALPHA_PER_RANK * rank, lora_dropout=0.0,
+                             target_modules=lora_target_modules(model_type),
+                             fan_in_fan_out=model_type in CONV1D_ARCHS)
+    with warnings.catch_warnings():
+        # peft reads transformers' deprecated `is_gradient_checkpointing`: not ours to fix.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        model.backbone = peft.get_peft_model(model.backbone, config)
     return model

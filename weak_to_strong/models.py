@@ -60,12 +60,13 @@ _SPECS = [
               minibatch_size=4, pretrained_kwargs=dict(_QWEN1, revision="5fde88dff770a7d036847211f5d9d9705f0caa69")),
     ModelSpec("Qwen/Qwen-7B", default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True, dtype="bfloat16",
               minibatch_size=1, pretrained_kwargs=dict(_QWEN1, revision="d4efd21e866b9cb3466cb65b963933f5e98016d1")),
-    # The largest do not fit on one GPU with their optimizer state: FSDP under torchrun.
+    # Does not fit on one GPU with its Adam state: FSDP under torchrun.
     ModelSpec("Qwen/Qwen-14B", default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True, dtype="bfloat16",
               minibatch_size=1, fsdp=True,
               pretrained_kwargs=dict(_QWEN1, revision="8be2854218fea9054331e217fd26a06f3fd02004")),
+    # Adafactor cannot step FSDP's sharded parameters: with --fsdp=True, give --optim=adam.
     ModelSpec("Qwen/Qwen-72B", default_lr=1e-5, eval_batch_size=1, gradient_checkpointing=True, dtype="bfloat16",
-              minibatch_size=1, default_optimizer="adafactor", fsdp=True,
+              minibatch_size=1, default_optimizer="adafactor",
               pretrained_kwargs=dict(_QWEN1, revision="fec78c0e3b3b10dd9f0ce775c34a686a3255a7d1")),
     # Today's small open ladders (native transformers code, no remote code).
     ModelSpec("Qwen/Qwen2.5-0.5B", default_lr=1e-5, eval_batch_size=32, dtype="bfloat16", minibatch_size=16),

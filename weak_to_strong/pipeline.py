@@ -23,7 +23,7 @@ from weak_to_strong.batching import Examples
 from weak_to_strong.config import (RunConfig, is_transfer, minibatch_size, result_dict, use_fsdp, weak_run_config,
                                    with_defaults)
 from weak_to_strong.datasets import load_dataset, tokenize_dataset
-from weak_to_strong.distributed import DataParallel, init_data_parallel
+from weak_to_strong.distributed import DataParallel, check_fsdp_optimizer, init_data_parallel
 from weak_to_strong.eval import accuracy, predict_probs
 from weak_to_strong.logger import NullLogger, make_run_logger
 from weak_to_strong.lora import add_lora
@@ -112,10 +112,12 @@ def run_train_simple(cfg: RunConfig) -> dict:
     weak_labels = dp.main_first(lambda: find_weak_labels(cfg)) if is_transfer(cfg) else None
     config = result_dict(cfg)
     resolved = with_defaults(cfg)
+    fsdp = use_fsdp(cfg) and dp.world_size > 1
+    if fsdp:
+        check_fsdp_optimizer(resolved.optim)
     spec = get_model_spec(cfg.model_size)
     seed_everything(cfg.seed)
     tokenizer = load_tokenizer(spec)
-    fsdp = use_fsdp(cfg) and dp.world_size > 1
     model = load_model(spec, dp.device, linear_probe=cfg.linear_probe, load_device=dp.load_device(fsdp))
     model = add_lora(model, resolved.lora_rank)
     max_ctx = min(cfg.max_ctx, max_positions(model) or cfg.max_ctx)
