@@ -1,4 +1,7 @@
-"""Fixtures for the scale-out tests: offline, quiet, tiny toy runs, subprocesses that find the package."""
+"""Fixtures for the scale-out tests: runs in this process, and subprocesses that find the package offline.
+
+The toy-model cache and quiet libraries come from tests/conftest.py (autouse).
+"""
 
 from __future__ import annotations
 
@@ -16,35 +19,28 @@ for path in (str(REPO), str(HERE)):
         sys.path.insert(0, path)
 
 
-@pytest.fixture(scope="session")
-def toy_cache(tmp_path_factory) -> str:
-    """The toy model cache: $W2S_CACHE_DIR where set (built once per machine), else one per session."""
-    return os.environ.get("W2S_CACHE_DIR") or str(tmp_path_factory.mktemp("w2s_cache"))
+@pytest.fixture
+def subprocess_env(monkeypatch) -> dict:
+    """For runs in subprocesses (torchrun, sweep executors): the package on the path, offline, no bars.
+
+    Set in os.environ too, since the executors hand their own environment on to the runs they start.
+    """
+    overrides = {"PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
+                 "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+                 "TOKENIZERS_PARALLELISM": "false"}
+    for key, value in overrides.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    return dict(os.environ)
 
 
 @pytest.fixture
-def subprocess_env(toy_cache, monkeypatch) -> dict:
-    """For runs in subprocesses (torchrun, sweeps): the package on the path, offline, no progress bars."""
-    env = {**os.environ, "W2S_CACHE_DIR": toy_cache, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get(
-        "PYTHONPATH", "")]), "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-        "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    # The executors pass their own environment on to the runs they start.
-    for key in ("W2S_CACHE_DIR", "PYTHONPATH", "TQDM_DISABLE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
-                "TOKENIZERS_PARALLELISM"):
-        monkeypatch.setenv(key, env[key])
-    return env
-
-
-@pytest.fixture
-def in_process(toy_cache, monkeypatch):
-    """Run train_simple in this process (the single-process reference), quietly."""
-    from weak_to_strong.cli import quiet_libraries
+def in_process(monkeypatch):
+    """Run train_simple in this process: the single-process, one-after-another reference."""
     from weak_to_strong.config import RunConfig
     from weak_to_strong.pipeline import run_train_simple
 
-    monkeypatch.setenv("W2S_CACHE_DIR", toy_cache)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    quiet_libraries()
 
     def run(**flags) -> dict:
         return run_train_simple(RunConfig(**flags))

@@ -19,8 +19,7 @@ from scale_helpers import TINY_FLAGS
 pytest.importorskip("peft")
 
 
-def test_lora_trains_adapters_and_head_only(toy_cache, monkeypatch):
-    monkeypatch.setenv("W2S_CACHE_DIR", toy_cache)
+def test_lora_trains_adapters_and_head_only():
     model = add_lora(load_model(get_model_spec("toy-small"), torch.device("cpu")), rank=4)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert "score.weight" in trainable
