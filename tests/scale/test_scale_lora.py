@@ -16,10 +16,9 @@ from weak_to_strong.models import get_model_spec
 
 from scale_helpers import TINY_FLAGS
 
-pytest.importorskip("peft")
-
 
 def test_lora_trains_adapters_and_head_only():
+    pytest.importorskip("peft")
     model = add_lora(load_model(get_model_spec("toy-small"), torch.device("cpu")), rank=4)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert "score.weight" in trainable
@@ -30,6 +29,7 @@ def test_lora_trains_adapters_and_head_only():
 
 
 def test_lora_run_records_rank_and_keeps_base_weights(tmp_path, in_process):
+    pytest.importorskip("peft")
     from safetensors.torch import load_file
 
     flags = dict(TINY_FLAGS, save_model=True, results_folder=str(tmp_path), lr=1e-2)
