@@ -203,16 +203,23 @@ def print_pair_summary(summary: dict, losses: tuple[str, ...]) -> None:
 
 
 def run_weak_to_strong(w2s: WeakToStrongConfig, base: RunConfig) -> dict:
-    """Run (or reuse) the three stages, write the pair summary and return it."""
+    """Run (or reuse) the three stages, write the pair summary and return it.
+
+    Under torchrun every rank trains every stage; rank 0 alone prints and writes.
+    """
+    from weak_to_strong.distributed import init_data_parallel
     from weak_to_strong.pipeline import run_train_simple
 
+    is_main = init_data_parallel().is_main
     stages = plan_stages(w2s, base)
     accs = {}
     for i, (name, cfg) in enumerate(stages.items(), 1):
-        print(f"[{i}/{len(stages)}] {describe_stage(name, cfg)}", flush=True)
+        if is_main:
+            print(f"[{i}/{len(stages)}] {describe_stage(name, cfg)}", flush=True)
         accs[name] = run_train_simple(cfg)["accuracy"]
     summary = make_pair_summary(w2s, stages, accs)
-    path = results.write_pair_summary(base.results_folder, summary)
-    print_pair_summary(summary, w2s.transfer_loss)
-    print(f"wrote {path}")
+    if is_main:
+        path = results.write_pair_summary(base.results_folder, summary)
+        print_pair_summary(summary, w2s.transfer_loss)
+        print(f"wrote {path}")
     return summary

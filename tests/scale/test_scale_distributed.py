@@ -19,6 +19,7 @@ import torch
 from weak_to_strong import results
 from weak_to_strong.config import RunConfig
 from weak_to_strong.distributed import DataParallel
+from weak_to_strong.experiment import configs_from_flags, run_weak_to_strong
 
 from scale_helpers import REPO, TINY_FLAGS
 
@@ -60,25 +61,36 @@ def assert_same_run(single: Path, parallel: Path) -> None:
 
 
 def test_two_process_torchrun_matches_single_process(tmp_path, subprocess_env, in_process):
-    """DDP for xent and logconf (global-batch threshold) ground-truth runs and a logconf transfer run on the
-    xent run's weak labels; FSDP2 for logconf. Only rank 0 writes."""
+    """DDP for xent and logconf (global-batch threshold) ground-truth runs, a logconf transfer run on the
+    xent run's weak labels, and train_weak_to_strong; FSDP2 for logconf. Only rank 0 prints and writes."""
     runs = [dict(loss="xent"), dict(loss="logconf"), dict(loss="logconf", weak_model_size="toy-small"),
             dict(loss="logconf", fsdp=True)]
     folders = [tmp_path / "ddp"] * 3 + [tmp_path / "fsdp"]
     launch = [{**TINY_FLAGS, **run, "save_model": True, "results_folder": str(folder)}
               for run, folder in zip(runs, folders)]
+    # train_weak_to_strong.py reuses the two stages above and adds an xent transfer run
+    pair = dict({k: v for k, v in TINY_FLAGS.items() if k not in ("model_size", "epochs")}, gt_epochs=1,
+                weak_model_size="toy-small", strong_model_size="toy-small", save_model=True)
+    launch.append({"command": "train_weak_to_strong", **pair, "results_folder": str(tmp_path / "ddp")})
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            str(Path(__file__).with_name("distributed_driver.py")), json.dumps(launch)]
     proc = subprocess.run(cmd, cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("accuracy") == len(runs)  # rank 0 alone prints
+    lines = proc.stdout.splitlines()  # rank 0 alone prints: each trained run and each stage once
+    assert sum(line.startswith(str(tmp_path)) for line in lines) == len(runs) + 1
+    assert sum(line.startswith("[3/4]") for line in lines) == 1 and proc.stdout.count("wrote ") == 1
 
     for run in runs[:3]:
         in_process(**TINY_FLAGS, **run, save_model=True, results_folder=str(tmp_path / "single"))
+    w2s, base = configs_from_flags({**pair, "results_folder": str(tmp_path / "single")})
+    single_pair = run_weak_to_strong(w2s, base)
+    parallel_pair = json.loads(results.pair_summary_path(tmp_path / "ddp", "toy-small", "toy-small").read_text())
+    for key in ("weak_acc", "strong_acc", "transfer_acc_xent", "transfer_acc_logconf"):
+        assert parallel_pair[key] == single_pair[key], key
     for run, folder in zip(runs, folders):
         flags = {k: v for k, v in run.items() if k != "fsdp"}
         assert_same_run(run_dir(tmp_path / "single", **flags), run_dir(folder, **flags))
-    assert sorted(p.name for p in (tmp_path / "ddp").rglob("*") if p.suffix == ".jsonl") == ["log.jsonl"] * 3
+    assert sorted(p.name for p in (tmp_path / "ddp").rglob("*") if p.suffix == ".jsonl") == ["log.jsonl"] * 4
 
 
 def test_fsdp_gives_each_dtype_its_own_group(tmp_path):
