@@ -51,7 +51,7 @@ class Progress:
     def report(self, job: Job, outcome: Outcome) -> None:
         self.done += 1
         line = f"[sweep {self.done}/{self.total}] {outcome.status:<7} {job.label}"
-        if outcome.status == "failed":
+        if outcome.status == "failed" and outcome.log:
             line += f"  (log: {outcome.log})"
         elif outcome.detail:
             line += f"  ({outcome.detail})"
@@ -90,7 +90,8 @@ def run_serial(jobs: list[Job]) -> dict:
             continue
         print(f"[sweep {progress.done + 1}/{progress.total}] starting {job.label}", flush=True)
         returncode = subprocess.run(job.command).returncode
-        outcomes[job.key] = Outcome("done") if returncode == 0 else Outcome("failed", detail=f"exit {returncode}")
+        outcomes[job.key] = Outcome("done") if returncode == 0 else \
+            Outcome("failed", detail=f"exit status {returncode}; its output is above")
         progress.report(job, outcomes[job.key])
         if returncode != 0:
             break
@@ -178,13 +179,16 @@ def run_command(command: list[str]) -> None:
 
 
 def slurm_job_name(label: str) -> str:
-    """A label as a Slurm job name: no spaces or shell characters ("gpt2->gpt2-xl seed=1" -> "gpt2_to_gpt2-xl_seed_1")."""
+    """A label as a Slurm job name, without spaces or shell characters.
+
+    "gpt2->gpt2-xl seed=1" -> "gpt2_to_gpt2-xl_seed_1"
+    """
     return re.sub(r"[^\w.-]+", "_", label.replace("->", "_to_"))
 
 
 def slurm_parameters(job: Job, resources: SlurmResources, after: list[str]) -> dict:
     """submitit parameters for one run; on Slurm, `after` (job ids) become an afterok dependency."""
-    params = dict(name=slurm_job_name(job.label), timeout_min=resources.time_min, gpus_per_node=resources.gpus or None,
+    params = dict(name=slurm_job_name(job.label), timeout_min=resources.time_min, gpus_per_node=resources.gpus,
                   tasks_per_node=1, cpus_per_task=resources.cpus, mem_gb=resources.mem_gb,
                   slurm_partition=resources.partition)
     if after and resources.cluster == "slurm":
@@ -232,10 +236,7 @@ def submit_slurm(jobs: list[Job], resources: SlurmResources, progress: Progress,
 
 def slurm_outcome(handle) -> Outcome:
     """Wait for a job; its outcome."""
-    error = handle.exception()
-    if error is None:
-        return Outcome("done", log=job_log(handle))
-    return Outcome("failed", log=job_log(handle))
+    return Outcome("done" if handle.exception() is None else "failed", log=job_log(handle))
 
 
 def run_slurm(jobs: list[Job], resources: SlurmResources) -> dict:
