@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import nbclient
+import nbformat
 import pytest
 
 from weak_to_strong.config import RunConfig
 from weak_to_strong.experiment import configs_from_flags, run_weak_to_strong
 from weak_to_strong.pipeline import run_train_simple
 from weak_to_strong.sweep import plan_sweep, run_config
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 TOY = dict(ds_name="synthetic", n_docs=80, n_test_docs=40, batch_size=16)
@@ -34,7 +33,7 @@ def toy_results(tmp_path_factory) -> Path:
     return folder
 
 
-def execute(name: str) -> "nbformat.NotebookNode":
+def execute(name: str) -> nbformat.NotebookNode:
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=300,
                                      resources={"metadata": {"path": str(NOTEBOOKS)}})
