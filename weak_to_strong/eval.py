@@ -7,22 +7,30 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from weak_to_strong.batching import Examples, pad_batch, sort_by_length, split_chunks
+from weak_to_strong.batching import Examples, chunk_by_tokens, sort_by_length, split_chunks
+from weak_to_strong.precision import autocast
 
 
-@torch.no_grad()
 def predict_probs(model, examples: Examples, batch_size: int, device: torch.device, pad_id: int,
-                  desc: str = "eval") -> torch.Tensor:
-    """Class probabilities [N, 2] in the original order; batches are grouped by length."""
-    was_training = model.training
+                  desc: str = "eval", precision: str = "fp32", token_budget: int | None = None) -> torch.Tensor:
+    """Class probabilities [N, 2] in the original order; batches are grouped by length.
+
+    With `token_budget`, a batch holds as many length-sorted documents as fit in
+    that many padded tokens (short documents: large batches), else `batch_size` documents.
+    """
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     order = sort_by_length(torch.arange(len(examples)), examples.lengths)
+    chunks = chunk_by_tokens(order, examples.lengths, token_budget) if token_budget else split_chunks(order, batch_size)
     probs = torch.empty((len(examples), 2), dtype=torch.float32)
-    for chunk in tqdm(split_chunks(order, batch_size), desc=desc, leave=False):
-        input_ids, mask = pad_batch([examples.input_ids[i] for i in chunk.tolist()], pad_id)
-        logits = model(input_ids.to(device), mask.to(device))
+    for chunk in tqdm(chunks, desc=desc, leave=False):
+        input_ids, mask = examples.padded(chunk, pad_id)
+        # inference_mode skips autograd bookkeeping; the probabilities we keep are ordinary tensors.
+        with torch.inference_mode(), autocast(precision, torch.device(device)):
+            logits = model(input_ids.to(device, non_blocking=True), mask.to(device, non_blocking=True))
         probs[chunk] = torch.softmax(logits.float(), dim=-1).cpu()
-    model.train(was_training)
+    for module, training in modes:  # restored per module: training may be mixed (see train.set_train_mode)
+        module.training = training
     return probs
 
 

@@ -12,7 +12,7 @@ import random
 import shlex
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +20,15 @@ import torch
 
 from weak_to_strong import results
 from weak_to_strong.batching import Examples
-from weak_to_strong.config import RunConfig, is_transfer, minibatch_size, result_dict, weak_run_config, with_defaults
-from weak_to_strong.datasets import load_dataset, tokenize_dataset
+from weak_to_strong.config import RunConfig, is_transfer, result_dict, token_budgets, weak_run_config, with_defaults
+from weak_to_strong.datasets import load_dataset
 from weak_to_strong.eval import accuracy, predict_probs
 from weak_to_strong.logger import make_run_logger
 from weak_to_strong.loss import make_loss
 from weak_to_strong.model import load_model, load_tokenizer, max_positions
 from weak_to_strong.models import get_model_spec, pick_device
+from weak_to_strong.precision import resolve_precision
+from weak_to_strong.token_cache import tokenize_cached
 from weak_to_strong.train import TrainSettings, train_model
 
 
@@ -79,7 +81,7 @@ def load_run_data(cfg: RunConfig, tokenizer, max_ctx: int, weak_labels: Path | N
             raise ValueError(f"dataset {cfg.ds_name!r} has {len(splits['train'])} training docs: too few to split")
         halves = splits["train"].train_test_split(test_size=0.5, seed=cfg.seed)
         train, to_label = halves["train"], halves["test"]
-    data = RunData(*(None if ds is None else tokenize_dataset(ds, tokenizer, max_ctx)
+    data = RunData(*(None if ds is None else tokenize_cached(ds, tokenizer, max_ctx)
                      for ds in (train, splits["test"], to_label)))
     for name, ds in (("train", data.train), ("test", data.test)):
         if len(ds) == 0:
@@ -103,13 +105,16 @@ def run_train_simple(cfg: RunConfig) -> dict:
         return summary
     weak_labels = find_weak_labels(cfg) if is_transfer(cfg) else None
     config = result_dict(cfg)
-    resolved = with_defaults(cfg)
     spec = get_model_spec(cfg.model_size)
     seed_everything(cfg.seed)
     device = pick_device()
     tokenizer = load_tokenizer(spec)
-    model = load_model(spec, device, linear_probe=cfg.linear_probe)
+    model = load_model(spec, device, linear_probe=cfg.linear_probe, gradient_checkpointing=cfg.gradient_checkpointing)
+    if cfg.compile:
+        model.backbone.compile(dynamic=True)  # in place: parameter names and the saved state_dict stay the same
     max_ctx = min(cfg.max_ctx, max_positions(model) or cfg.max_ctx)
+    # Resolved for this device and model: what the run actually uses.
+    resolved = replace(with_defaults(cfg), precision=resolve_precision(cfg.precision, device), max_ctx=max_ctx)
     data = load_run_data(cfg, tokenizer, max_ctx, weak_labels)
 
     results.reset_run_dir(run_path)
@@ -126,21 +131,27 @@ def run_train_simple(cfg: RunConfig) -> dict:
 
 def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, device, logger, run_path: Path) -> dict:
     train_ex, test_ex = Examples.from_dataset(data.train), Examples.from_dataset(data.test)
+    minibatch_tokens, eval_tokens = token_budgets(cfg, cfg.max_ctx)
     eval_batch = get_model_spec(cfg.model_size).eval_batch_size
 
-    def evaluate() -> dict:
-        return {"eval_accuracy": accuracy(predict_probs(model, test_ex, eval_batch, device, pad_id), test_ex.labels)}
+    def predict(examples: Examples, desc: str = "eval") -> torch.Tensor:
+        return predict_probs(model, examples, eval_batch, device, pad_id, desc, cfg.precision, eval_tokens)
 
-    settings = TrainSettings(batch_size=cfg.batch_size, minibatch_size=minibatch_size(cfg), epochs=cfg.epochs,
-                             lr=cfg.lr, optim=cfg.optim, lr_schedule=cfg.lr_schedule, seed=cfg.seed,
-                             train_with_dropout=cfg.train_with_dropout, eval_every=cfg.eval_every)
+    def evaluate() -> dict:
+        return {"eval_accuracy": accuracy(predict(test_ex), test_ex.labels)}
+
+    settings = TrainSettings(batch_size=cfg.batch_size, minibatch_size=cfg.minibatch_size_per_device,
+                             epochs=cfg.epochs, lr=cfg.lr, optim=cfg.optim, lr_schedule=cfg.lr_schedule, seed=cfg.seed,
+                             train_with_dropout=cfg.train_with_dropout, eval_every=cfg.eval_every,
+                             precision=cfg.precision, minibatch_token_budget=minibatch_tokens)
+    logger.log({"precision": cfg.precision, "device": str(device)})
     start = time.time()
     train_model(model, train_ex, make_loss(cfg.loss), settings, device, pad_id, logger, evaluate)
     final = evaluate()
     logger.log({"final": True, "train_seconds": time.time() - start, **final})
     if data.to_label is not None:
         to_label = Examples.from_dataset(data.to_label)
-        probs = predict_probs(model, to_label, eval_batch, device, pad_id, desc="weak labels")
+        probs = predict(to_label, desc="weak labels")
         results.save_weak_labels(make_weak_labels(data.to_label, probs), run_path / results.WEAK_LABELS_DIR)
     if cfg.save_model:
         results.save_model_weights(model, run_path / results.MODEL_FILE)

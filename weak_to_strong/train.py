@@ -9,13 +9,24 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from weak_to_strong.batching import Examples, pad_batch, sort_by_length, split_chunks
+from weak_to_strong.batching import Examples, plan_minibatches, sort_by_length, split_chunks
+from weak_to_strong.precision import autocast, make_grad_scaler
+
+
+LR_SCHEDULES = ("cosine_anneal", "constant")
+DEFAULT_MINIBATCH_TOKENS = 32 * 1024
+MINIBATCH_OVERHEAD_TOKENS = {"cpu": 48}
+"""The fixed cost of one more minibatch, in tokens' worth of compute; measured (bench/RESULTS.md).
+On accelerators a minibatch costs launches and syncs worth far more tokens than padding does: the
+default makes automatic minibatches as few as the token budget allows."""
+DEFAULT_OVERHEAD_TOKENS = 1 << 20
 
 
 @dataclass
 class TrainSettings:
     batch_size: int
-    minibatch_size: int
+    minibatch_size: int | None
+    """None: length-grouped minibatches sized automatically (see `make_minibatches`)."""
     epochs: int
     lr: float
     optim: str = "adam"
@@ -23,16 +34,19 @@ class TrainSettings:
     seed: int = 0
     train_with_dropout: bool = False
     eval_every: int | None = None
-
-
-LR_SCHEDULES = ("cosine_anneal", "constant")
+    precision: str = "fp32"
+    """A resolved precision: fp32, bf16 or fp16 (see precision.py)."""
+    minibatch_token_budget: int = DEFAULT_MINIBATCH_TOKENS
+    """Automatic minibatches hold at most this many padded tokens (memory)."""
 
 
 def make_optimizer(params, name: str, lr: float) -> torch.optim.Optimizer:
     """Adam (torch) or Adafactor (transformers), with the reference's settings."""
     params = [p for p in params if p.requires_grad]
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.95))
+        # The fused kernel does the whole update in one pass over memory (CPU and CUDA alike).
+        fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.95), fused=fused or None)
     if name == "adafactor":
         from transformers.optimization import Adafactor
 
@@ -56,40 +70,74 @@ def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> lis
     return split_chunks(torch.randperm(n, generator=generator), batch_size)
 
 
-def forward_minibatch(model, examples: Examples, idx: torch.Tensor, pad_id: int, device) -> torch.Tensor:
-    input_ids, mask = pad_batch([examples.input_ids[i] for i in idx.tolist()], pad_id)
-    return model(input_ids.to(device), mask.to(device))
+def set_train_mode(model, with_dropout: bool) -> None:
+    """Train mode, or (without dropout) eval mode for every module but the gradient-checkpointing switches.
+
+    transformers checkpoints a layer only when the layer itself is in training
+    mode; flipping just that flag keeps checkpointing on while every dropout
+    module (a child) stays off.
+    """
+    model.train(with_dropout)
+    if not with_dropout:
+        for module in model.modules():
+            if getattr(module, "gradient_checkpointing", False) is True:
+                module.training = True
 
 
-def batch_loss_stats(model, examples, minibatches, loss_fn, pad_id, device) -> dict | None:
+def make_minibatches(examples: Examples, batch: torch.Tensor, minibatch_size: int | None, token_budget: int,
+                     device: torch.device) -> list[torch.Tensor]:
+    """The batch sorted by length and split: into equal minibatches, or (None) into planned ones.
+
+    Batch membership never changes: the batch stays a uniformly shuffled draw and
+    only the order inside it, hence which examples share a minibatch, follows length.
+    """
+    if minibatch_size is not None:
+        return split_chunks(sort_by_length(batch, examples.lengths), minibatch_size)
+    overhead = MINIBATCH_OVERHEAD_TOKENS.get(torch.device(device).type, DEFAULT_OVERHEAD_TOKENS)
+    return plan_minibatches(batch, examples.lengths, token_budget, overhead)
+
+
+def forward_minibatch(model, examples: Examples, idx: torch.Tensor, pad_id: int, device,
+                      precision: str = "fp32") -> torch.Tensor:
+    input_ids, mask = examples.padded(idx, pad_id)
+    with autocast(precision, torch.device(device)):
+        return model(input_ids.to(device, non_blocking=True), mask.to(device, non_blocking=True))
+
+
+def batch_loss_stats(model, examples, minibatches, loss_fn, pad_id, device, precision: str = "fp32") -> dict | None:
     """Batch-level loss statistics over the whole batch (a gradient-free pass), if the loss needs them."""
     if not loss_fn.needs_batch_stats or len(minibatches) == 1:
         return None  # a single minibatch computes them from its own logits
     with torch.no_grad():
-        logits = torch.cat([forward_minibatch(model, examples, mb, pad_id, device) for mb in minibatches])
+        logits = torch.cat([forward_minibatch(model, examples, mb, pad_id, device, precision) for mb in minibatches])
     labels = torch.cat([examples.labels[mb] for mb in minibatches]).to(device)
     return loss_fn.batch_stats(logits, labels)
 
 
 def train_step(model, examples: Examples, batch: torch.Tensor, loss_fn, optimizer, scheduler,
-               minibatch_size: int, step_frac: float, pad_id: int, device) -> float:
+               minibatch_size: int | None, step_frac: float, pad_id: int, device, precision: str = "fp32",
+               scaler: torch.amp.GradScaler | None = None,
+               minibatch_token_budget: int = DEFAULT_MINIBATCH_TOKENS) -> float:
     """One optimizer step over a batch, accumulated over minibatches.
 
     Each minibatch's mean loss is weighted by its share of the batch, so the
     update equals the full-batch update while memory scales with the minibatch.
+    The loss is read back once per step, not per minibatch (a device sync).
     """
-    minibatches = split_chunks(sort_by_length(batch, examples.lengths), minibatch_size)
-    stats = batch_loss_stats(model, examples, minibatches, loss_fn, pad_id, device)
-    total = 0.0
+    scaler = scaler or make_grad_scaler("fp32", torch.device(device))
+    minibatches = make_minibatches(examples, batch, minibatch_size, minibatch_token_budget, device)
+    stats = batch_loss_stats(model, examples, minibatches, loss_fn, pad_id, device, precision)
+    total = torch.zeros((), device=device)
     for mb in minibatches:
-        logits = forward_minibatch(model, examples, mb, pad_id, device)
+        logits = forward_minibatch(model, examples, mb, pad_id, device, precision)
         loss = loss_fn(logits, examples.labels[mb].to(device), step_frac, stats) * (len(mb) / len(batch))
-        loss.backward()
-        total += loss.item()
-    optimizer.step()
+        scaler.scale(loss).backward()
+        total += loss.detach()
+    scaler.step(optimizer)
+    scaler.update()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return total
+    return total.item()
 
 
 def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, device, pad_id: int,
@@ -101,15 +149,17 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
     total_steps = steps_per_epoch * settings.epochs
     optimizer = make_optimizer(model.parameters(), settings.optim, settings.lr)
     scheduler = make_scheduler(optimizer, settings.lr_schedule, total_steps)
+    scaler = make_grad_scaler(settings.precision, torch.device(device))
     # Without dropout, train in eval mode: the same for every architecture, no config surgery.
-    model.train(settings.train_with_dropout)
+    set_train_mode(model, settings.train_with_dropout)
     step = 0
     with tqdm(total=total_steps, desc="train") as bar:
         for epoch in range(settings.epochs):
             for batch in shuffled_batches(len(examples), settings.batch_size, generator):
                 lr = scheduler.get_last_lr()[0]
                 loss = train_step(model, examples, batch, loss_fn, optimizer, scheduler,
-                                  settings.minibatch_size, step / total_steps, pad_id, device)
+                                  settings.minibatch_size, step / total_steps, pad_id, device,
+                                  settings.precision, scaler, settings.minibatch_token_budget)
                 step += 1
                 logger.log({"step": step, "epoch": epoch, "loss": loss, "lr": lr})
                 bar.set_postfix(loss=f"{loss:.4f}")
@@ -117,5 +167,5 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
                 if evaluate is not None and settings.eval_every and step % settings.eval_every == 0 \
                         and step < total_steps:
                     logger.log({"step": step, **evaluate()})
-                    model.train(settings.train_with_dropout)
+                    set_train_mode(model, settings.train_with_dropout)
     model.eval()
