@@ -70,7 +70,9 @@ def wrap_backbone(backbone: nn.Module, device: torch.device, linear_probe: bool 
     """A loaded (or randomly initialised) backbone, made fast and wrapped with the classification head."""
     use_fused_gelu(backbone)
     if gradient_checkpointing and not linear_probe:
-        backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # transformers 5 renamed it; remote-code models may only have the old name.
+        enable = getattr(backbone, "activation_checkpointing_enable", None) or backbone.gradient_checkpointing_enable
+        enable({"use_reentrant": False})
     model = TransformerWithHead(backbone, linear_probe=linear_probe)
     model.score.float()
     return model.to(device)
