@@ -17,7 +17,8 @@ from weak_to_strong.model import TransformerWithHead, load_model, load_tokenizer
 from weak_to_strong.models import get_model_spec
 from weak_to_strong.precision import resolve_precision
 from weak_to_strong.results import config_name
-from weak_to_strong.train import TrainSettings, make_scheduler, shuffled_batches, train_model, train_step
+from weak_to_strong.train import (TrainSettings, make_scheduler, shuffled_batches, train_model, train_step,
+                                  use_sparse_embedding_grads)
 
 CPU = torch.device("cpu")
 
@@ -130,12 +131,38 @@ def test_planned_minibatch_step_equals_full_batch_step(toy):
         m = copy.deepcopy(model)
         optimizer = torch.optim.SGD(m.parameters(), lr=1.0)
         train_step(m, examples, torch.arange(16), make_loss("logconf"), optimizer, make_scheduler(optimizer, "constant", 1),
-                   minibatch_size, 0.5, tokenizer.pad_token_id, CPU, minibatch_token_budget=budget)
+                   minibatch_size, 0.5, tokenizer.pad_token_id, CPU, minibatch_token_budget=budget,
+                   minibatch_overhead_tokens=0)
         return dict(m.named_parameters())
 
     full, planned = step(16, 10**6), step(None, 40)
     for k in full:
         torch.testing.assert_close(planned[k], full[k], rtol=1e-4, atol=1e-6)
+
+
+def test_sparse_embedding_gradients_give_the_dense_update_and_are_switched_back(toy):
+    tokenizer, model = toy
+    examples = random_examples(16, vocab=len(tokenizer))
+
+    def step(sparse):
+        m = copy.deepcopy(model)
+        switched = use_sparse_embedding_grads(m, CPU) if sparse else []
+        assert len(switched) == (2 if sparse else 0)  # token and position tables
+        optimizer = torch.optim.SGD(m.parameters(), lr=1.0)
+        train_step(m, examples, torch.arange(16), make_loss("xent"), optimizer, make_scheduler(optimizer, "constant", 1),
+                   4, 0.5, tokenizer.pad_token_id, CPU)
+        assert all(p.grad is None for p in m.parameters())
+        return dict(m.named_parameters())
+
+    dense, sparse = step(False), step(True)
+    assert not torch.equal(dense["backbone.wte.weight"], model.backbone.wte.weight)
+    for k in dense:
+        torch.testing.assert_close(sparse[k], dense[k], rtol=1e-5, atol=1e-7)
+
+    trained = copy.deepcopy(model)
+    settings = TrainSettings(batch_size=8, minibatch_size=4, epochs=1, lr=1e-3)
+    train_model(trained, examples, make_loss("xent"), settings, CPU, tokenizer.pad_token_id, NullLogger())
+    assert not any(m.sparse for m in trained.modules() if isinstance(m, torch.nn.Embedding))
 
 
 def test_eval_by_token_budget_gives_the_same_probabilities_in_order(toy):

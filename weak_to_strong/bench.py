@@ -32,6 +32,8 @@ from pathlib import Path
 
 import torch
 
+from weak_to_strong.train import non_embedding_params  # noqa: F401 (the FLOP count's N, re-exported)
+
 ARCHS = {
     "gpt2": (12, 768, 12),
     "gpt2-medium": (24, 1024, 16),
@@ -79,17 +81,6 @@ class BenchSettings:
 
 
 # ---------------------------------------------------------------- FLOPs and peak
-
-def non_embedding_params(model: torch.nn.Module) -> int:
-    """Parameters outside embedding tables (token and position embeddings), counted once."""
-    embedding = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
-    seen, total = set(), 0
-    for p in model.parameters():
-        if id(p) not in embedding and id(p) not in seen:
-            seen.add(id(p))
-            total += p.numel()
-    return total
-
 
 def model_flops(non_embedding: int, real_tokens: int, kind: str) -> int:
     """6 N per real token for a training step (forward + backward), 2 N for eval (forward only)."""

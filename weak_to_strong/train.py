@@ -15,11 +15,13 @@ from weak_to_strong.precision import autocast, make_grad_scaler
 
 LR_SCHEDULES = ("cosine_anneal", "constant")
 DEFAULT_MINIBATCH_TOKENS = 32 * 1024
-MINIBATCH_OVERHEAD_TOKENS = {"cpu": 48}
-"""The fixed cost of one more minibatch, in tokens' worth of compute; measured (bench/RESULTS.md).
-On accelerators a minibatch costs launches and syncs worth far more tokens than padding does: the
-default makes automatic minibatches as few as the token budget allows."""
-DEFAULT_OVERHEAD_TOKENS = 1 << 20
+MINIBATCH_OVERHEAD = {"cpu": 1e8}
+"""The fixed cost of one more minibatch (forward + backward), in parameter-tokens: divided by the model's
+non-embedding parameters, it is the number of tokens whose compute costs as much. CPU: about 5 ms of
+per-op overhead at ~120 GFLOP/s, i.e. 32 tokens of a 3M-parameter model (measured: bench/RESULTS.md).
+Elsewhere a minibatch costs kernel launches and syncs worth far more than its padding: automatic
+minibatches are then as few as the token budget allows."""
+DEFAULT_MINIBATCH_OVERHEAD = 1e15
 
 
 @dataclass
@@ -84,8 +86,48 @@ def set_train_mode(model, with_dropout: bool) -> None:
                 module.training = True
 
 
+def use_sparse_embedding_grads(model, device) -> list[torch.nn.Embedding]:
+    """On CPU, accumulate trainable embedding tables' gradients sparsely: only the rows a minibatch used.
+
+    A dense embedding gradient is a fresh vocab x width tensor per minibatch
+    (GPT-2: 50257 rows), which costs a small model more memory traffic than the
+    minibatch's whole forward and backward. `train_step` densifies it once per
+    step, for the optimizer. Not under torch.distributed, whose gradient buckets
+    are dense, and pointless on GPUs, where filling the table takes microseconds.
+    Returns the switched modules (switch them back with `.sparse = False`).
+    """
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if torch.device(device).type != "cpu" or distributed:
+        return []
+    switched = [m for m in model.modules()
+                if isinstance(m, torch.nn.Embedding) and m.weight.requires_grad and not m.sparse]
+    for module in switched:
+        module.sparse = True
+    return switched
+
+
+def densify_grads(optimizer: torch.optim.Optimizer) -> None:
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.grad is not None and p.grad.is_sparse:
+                p.grad = p.grad.to_dense()
+
+
+def non_embedding_params(model: torch.nn.Module) -> int:
+    """Parameters outside embedding tables (token and position embeddings), each counted once."""
+    embedding = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
+    params = {id(p): p for p in model.parameters() if id(p) not in embedding}
+    return sum(p.numel() for p in params.values())
+
+
+def estimate_minibatch_overhead(model: torch.nn.Module, device) -> int:
+    """What one more minibatch costs, in tokens of this model's compute (see MINIBATCH_OVERHEAD)."""
+    overhead = MINIBATCH_OVERHEAD.get(torch.device(device).type, DEFAULT_MINIBATCH_OVERHEAD)
+    return int(min(overhead / max(non_embedding_params(model), 1), 1 << 30))
+
+
 def make_minibatches(examples: Examples, batch: torch.Tensor, minibatch_size: int | None, token_budget: int,
-                     device: torch.device) -> list[torch.Tensor]:
+                     overhead_tokens: int) -> list[torch.Tensor]:
     """The batch sorted by length and split: into equal minibatches, or (None) into planned ones.
 
     Batch membership never changes: the batch stays a uniformly shuffled draw and
@@ -93,8 +135,7 @@ def make_minibatches(examples: Examples, batch: torch.Tensor, minibatch_size: in
     """
     if minibatch_size is not None:
         return split_chunks(sort_by_length(batch, examples.lengths), minibatch_size)
-    overhead = MINIBATCH_OVERHEAD_TOKENS.get(torch.device(device).type, DEFAULT_OVERHEAD_TOKENS)
-    return plan_minibatches(batch, examples.lengths, token_budget, overhead)
+    return plan_minibatches(batch, examples.lengths, token_budget, overhead_tokens)
 
 
 def forward_minibatch(model, examples: Examples, idx: torch.Tensor, pad_id: int, device,
@@ -117,7 +158,8 @@ def batch_loss_stats(model, examples, minibatches, loss_fn, pad_id, device, prec
 def train_step(model, examples: Examples, batch: torch.Tensor, loss_fn, optimizer, scheduler,
                minibatch_size: int | None, step_frac: float, pad_id: int, device, precision: str = "fp32",
                scaler: torch.amp.GradScaler | None = None,
-               minibatch_token_budget: int = DEFAULT_MINIBATCH_TOKENS) -> float:
+               minibatch_token_budget: int = DEFAULT_MINIBATCH_TOKENS,
+               minibatch_overhead_tokens: int | None = None) -> float:
     """One optimizer step over a batch, accumulated over minibatches.
 
     Each minibatch's mean loss is weighted by its share of the batch, so the
@@ -125,7 +167,10 @@ def train_step(model, examples: Examples, batch: torch.Tensor, loss_fn, optimize
     The loss is read back once per step, not per minibatch (a device sync).
     """
     scaler = scaler or make_grad_scaler("fp32", torch.device(device))
-    minibatches = make_minibatches(examples, batch, minibatch_size, minibatch_token_budget, device)
+    if minibatch_size is None and minibatch_overhead_tokens is None:
+        minibatch_overhead_tokens = estimate_minibatch_overhead(model, device)
+    minibatches = make_minibatches(examples, batch, minibatch_size, minibatch_token_budget,
+                                   minibatch_overhead_tokens)
     stats = batch_loss_stats(model, examples, minibatches, loss_fn, pad_id, device, precision)
     total = torch.zeros((), device=device)
     for mb in minibatches:
@@ -133,6 +178,7 @@ def train_step(model, examples: Examples, batch: torch.Tensor, loss_fn, optimize
         loss = loss_fn(logits, examples.labels[mb].to(device), step_frac, stats) * (len(mb) / len(batch))
         scaler.scale(loss).backward()
         total += loss.detach()
+    densify_grads(optimizer)
     scaler.step(optimizer)
     scaler.update()
     scheduler.step()
@@ -152,6 +198,8 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
     scaler = make_grad_scaler(settings.precision, torch.device(device))
     # Without dropout, train in eval mode: the same for every architecture, no config surgery.
     set_train_mode(model, settings.train_with_dropout)
+    sparse_embeddings = use_sparse_embedding_grads(model, device)
+    overhead_tokens = estimate_minibatch_overhead(model, device)
     step = 0
     with tqdm(total=total_steps, desc="train") as bar:
         for epoch in range(settings.epochs):
@@ -159,7 +207,7 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
                 lr = scheduler.get_last_lr()[0]
                 loss = train_step(model, examples, batch, loss_fn, optimizer, scheduler,
                                   settings.minibatch_size, step / total_steps, pad_id, device,
-                                  settings.precision, scaler, settings.minibatch_token_budget)
+                                  settings.precision, scaler, settings.minibatch_token_budget, overhead_tokens)
                 step += 1
                 logger.log({"step": step, "epoch": epoch, "loss": loss, "lr": lr})
                 bar.set_postfix(loss=f"{loss:.4f}")
@@ -168,4 +216,6 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
                         and step < total_steps:
                     logger.log({"step": step, **evaluate()})
                     set_train_mode(model, settings.train_with_dropout)
+    for module in sparse_embeddings:
+        module.sparse = False
     model.eval()
