@@ -100,7 +100,7 @@ def test_length_grouped_epoch_sees_every_example_once_in_the_shuffled_batches():
             self.w = torch.nn.Parameter(torch.zeros(2))
             self.calls = []
 
-        def forward(self, input_ids, mask):
+        def forward(self, input_ids, mask, right_padded=False):
             self.calls.append((input_ids[:, 0].tolist(), mask.sum(1).tolist()))
             return self.w.expand(len(input_ids), 2)
 
@@ -299,6 +299,26 @@ def test_model_is_backbone_and_head_only_with_fused_gelu(toy):
     assert acts and all(type(m) is GELUTanh for m in acts)
     x = torch.randn(64) * 4
     torch.testing.assert_close(GELUTanh()(x), NewGELUActivation()(x), rtol=1e-5, atol=1e-6)
+
+
+def test_right_padded_causal_batches_skip_the_mask_with_the_same_logits(toy):
+    from transformers import BertConfig, BertModel
+
+    tokenizer, model = toy
+    examples = random_examples(6, vocab=len(tokenizer))
+    ids, mask = examples.padded(torch.arange(6), tokenizer.pad_token_id)
+    assert model.causal and (mask == 0).any()
+    seen = []
+    hook = model.backbone.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["attention_mask"]),
+                                                    with_kwargs=True)
+    with torch.no_grad():
+        masked, unmasked = model(ids, mask), model(ids, mask, right_padded=True)
+    hook.remove()
+    assert seen[0] is mask and seen[1] is None
+    torch.testing.assert_close(unmasked, masked, rtol=1e-5, atol=1e-6)
+    bert = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                intermediate_size=32))
+    assert not TransformerWithHead(bert).causal  # bidirectional: its padding mask must stay
 
 
 def test_compiled_backbone_predicts_like_eager(toy):

@@ -60,8 +60,8 @@ class BenchSettings:
     """None: automatic length-grouped minibatches (as in train_simple)."""
     minibatch_tokens: int | None = None
     """Token budget of automatic minibatches; None: the trainer's default."""
-    eval_tokens: int = 8192
-    """Padded tokens per eval batch."""
+    eval_tokens: int | None = None
+    """Padded tokens per eval batch; None: as train_simple for a registry batch of 32 at 1024 tokens."""
     precision: str = "auto"
     device: str = "auto"
     compile: bool = False
@@ -226,7 +226,7 @@ def check_settings(settings: BenchSettings) -> None:
         raise ValueError(f"unknown loss {settings.loss!r}; choose one of: {', '.join(LOSSES)}")
     if not 1 <= settings.min_len <= settings.max_len:
         raise ValueError(f"need 1 <= --min_len <= --max_len, got {settings.min_len} and {settings.max_len}")
-    for name in ("batch_size", "steps", "repeats", "eval_tokens"):
+    for name in ("batch_size", "steps", "repeats"):
         if getattr(settings, name) < 1:
             raise ValueError(f"--{name} must be a positive integer")
     if settings.minibatch_size is not None and settings.batch_size % settings.minibatch_size:
@@ -255,12 +255,12 @@ def time_train(model, examples, settings, train_cfg, device, pad_id) -> float:
 
 
 def time_eval(model, examples, settings, precision, device, pad_id) -> float:
-    from weak_to_strong.eval import predict_probs
+    from weak_to_strong.eval import eval_token_budget, predict_probs
 
+    budget = settings.eval_tokens or eval_token_budget(32 * 1024, model.backbone.config.hidden_size, device)
     synchronize(device)
     start = time.perf_counter()
-    predict_probs(model, examples, settings.batch_size, device, pad_id, precision=precision,
-                  token_budget=settings.eval_tokens)
+    predict_probs(model, examples, settings.batch_size, device, pad_id, precision=precision, token_budget=budget)
     synchronize(device)
     return time.perf_counter() - start
 
@@ -365,9 +365,10 @@ def expand_grid(**flags) -> list[BenchSettings]:
 def run_isolated(settings: BenchSettings, profile: bool) -> dict:
     """One row in a fresh process: its peak memory is its own, not an earlier row's."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(run_row, (settings, profile))
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(run_row, settings, profile).result()
 
 
 TABLE_COLUMNS = [

@@ -30,15 +30,32 @@ class TransformerWithHead(nn.Module):
         self.linear_probe = linear_probe
         if linear_probe:
             self.backbone.requires_grad_(False)
+        self.causal = is_causal(backbone)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, right_padded: bool = False) -> torch.Tensor:
+        """Logits [N, num_labels]. `right_padded`: the caller guarantees every row's padding is at its end.
+
+        Then a causal backbone runs without the mask: real tokens never attend to
+        the pads after them, so the pooled states are the same, and attention
+        takes its unmasked causal path (flash attention on GPUs, no mask to build).
+        """
+        backbone_mask = None if right_padded and self.causal else attention_mask
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.linear_probe):
             # No KV cache: a classifier never generates, and filling one copies every layer's keys and values.
-            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+            hidden = self.backbone(input_ids=input_ids, attention_mask=backbone_mask, use_cache=False).last_hidden_state
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         pooled = hidden[rows, last_token_index(attention_mask)]
         with torch.autocast(hidden.device.type, enabled=False):  # the head stays float32 under autocast
             return self.score(pooled.float())
+
+
+def is_causal(backbone: nn.Module) -> bool:
+    """Whether every attention module of the backbone says it is causal (transformers' `is_causal`).
+
+    Models that do not say (remote code) count as not causal: they keep their padding mask.
+    """
+    flags = [m.is_causal for m in backbone.modules() if isinstance(getattr(m, "is_causal", None), bool)]
+    return bool(flags) and all(flags)
 
 
 def load_tokenizer(spec: ModelSpec):

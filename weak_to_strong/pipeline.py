@@ -22,7 +22,7 @@ from weak_to_strong import results
 from weak_to_strong.batching import Examples
 from weak_to_strong.config import RunConfig, is_transfer, result_dict, token_budgets, weak_run_config, with_defaults
 from weak_to_strong.datasets import load_dataset
-from weak_to_strong.eval import accuracy, predict_probs
+from weak_to_strong.eval import accuracy, eval_token_budget, predict_probs
 from weak_to_strong.logger import make_run_logger
 from weak_to_strong.loss import make_loss
 from weak_to_strong.model import load_model, load_tokenizer, max_positions
@@ -132,6 +132,7 @@ def run_train_simple(cfg: RunConfig) -> dict:
 def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, device, logger, run_path: Path) -> dict:
     train_ex, test_ex = Examples.from_dataset(data.train), Examples.from_dataset(data.test)
     minibatch_tokens, eval_tokens = token_budgets(cfg, cfg.max_ctx)
+    eval_tokens = eval_token_budget(eval_tokens, model.backbone.config.hidden_size, device)
     eval_batch = get_model_spec(cfg.model_size).eval_batch_size
 
     def predict(examples: Examples, desc: str = "eval") -> torch.Tensor:

@@ -15,10 +15,10 @@ from weak_to_strong.precision import autocast, make_grad_scaler
 
 LR_SCHEDULES = ("cosine_anneal", "constant")
 DEFAULT_MINIBATCH_TOKENS = 32 * 1024
-MINIBATCH_OVERHEAD = {"cpu": 1e8}
+MINIBATCH_OVERHEAD = {"cpu": 2e8}
 """The fixed cost of one more minibatch (forward + backward), in parameter-tokens: divided by the model's
-non-embedding parameters, it is the number of tokens whose compute costs as much. CPU: about 5 ms of
-per-op overhead at ~120 GFLOP/s, i.e. 32 tokens of a 3M-parameter model (measured: bench/RESULTS.md).
+non-embedding parameters, it is the number of tokens whose compute costs as much. CPU: about 10 ms of
+per-op overhead, the compute of ~60 tokens of a 3M-parameter model (fitted in bench/RESULTS.md).
 Elsewhere a minibatch costs kernel launches and syncs worth far more than its padding: automatic
 minibatches are then as few as the token budget allows."""
 DEFAULT_MINIBATCH_OVERHEAD = 1e15
@@ -91,9 +91,11 @@ def use_sparse_embedding_grads(model, device) -> list[torch.nn.Embedding]:
 
     A dense embedding gradient is a fresh vocab x width tensor per minibatch
     (GPT-2: 50257 rows), which costs a small model more memory traffic than the
-    minibatch's whole forward and backward. `train_step` densifies it once per
-    step, for the optimizer. Not under torch.distributed, whose gradient buckets
-    are dense, and pointless on GPUs, where filling the table takes microseconds.
+    minibatch's whole forward and backward. `train_step` densifies the first
+    minibatch's gradient; later ones are added into it in place, row by row, so
+    memory stays one dense table however large the batch. Not under
+    torch.distributed, whose gradient buckets are dense, and pointless on GPUs,
+    where filling the table takes microseconds.
     Returns the switched modules (switch them back with `.sparse = False`).
     """
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -107,6 +109,7 @@ def use_sparse_embedding_grads(model, device) -> list[torch.nn.Embedding]:
 
 
 def densify_grads(optimizer: torch.optim.Optimizer) -> None:
+    """Sparse gradients become dense; autograd then adds later sparse ones into them in place."""
     for group in optimizer.param_groups:
         for p in group["params"]:
             if p.grad is not None and p.grad.is_sparse:
@@ -142,7 +145,7 @@ def forward_minibatch(model, examples: Examples, idx: torch.Tensor, pad_id: int,
                       precision: str = "fp32") -> torch.Tensor:
     input_ids, mask = examples.padded(idx, pad_id)
     with autocast(precision, torch.device(device)):
-        return model(input_ids.to(device, non_blocking=True), mask.to(device, non_blocking=True))
+        return model(input_ids.to(device, non_blocking=True), mask.to(device, non_blocking=True), right_padded=True)
 
 
 def batch_loss_stats(model, examples, minibatches, loss_fn, pad_id, device, precision: str = "fp32") -> dict | None:
@@ -177,8 +180,8 @@ def train_step(model, examples: Examples, batch: torch.Tensor, loss_fn, optimize
         logits = forward_minibatch(model, examples, mb, pad_id, device, precision)
         loss = loss_fn(logits, examples.labels[mb].to(device), step_frac, stats) * (len(mb) / len(batch))
         scaler.scale(loss).backward()
+        densify_grads(optimizer)
         total += loss.detach()
-    densify_grads(optimizer)
     scaler.step(optimizer)
     scaler.update()
     scheduler.step()
