@@ -309,12 +309,12 @@ def test_right_padded_causal_batches_skip_the_mask_with_the_same_logits(toy):
     ids, mask = examples.padded(torch.arange(6), tokenizer.pad_token_id)
     assert model.causal and (mask == 0).any()
     seen = []
-    hook = model.backbone.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["attention_mask"]),
-                                                    with_kwargs=True)
+    hook = model.backbone.register_forward_pre_hook(lambda m, a, kw: seen.append(kw), with_kwargs=True)
     with torch.no_grad():
         masked, unmasked = model(ids, mask), model(ids, mask, right_padded=True)
     hook.remove()
-    assert seen[0] is mask and seen[1] is None
+    assert seen[0]["attention_mask"] is mask and seen[1]["attention_mask"] is None
+    assert seen[0]["use_cache"] is False  # a classifier builds no KV cache
     torch.testing.assert_close(unmasked, masked, rtol=1e-5, atol=1e-6)
     bert = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                                 intermediate_size=32))
