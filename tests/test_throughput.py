@@ -17,7 +17,7 @@ from weak_to_strong.model import TransformerWithHead, load_model, load_tokenizer
 from weak_to_strong.models import get_model_spec
 from weak_to_strong.precision import resolve_precision
 from weak_to_strong.results import config_name
-from weak_to_strong.train import (TrainSettings, make_scheduler, shuffled_batches, train_model, train_step,
+from weak_to_strong.train import (TrainSettings, make_scheduler, set_train_mode, train_model, train_step,
                                   use_sparse_embedding_grads)
 
 CPU = torch.device("cpu")
@@ -114,7 +114,8 @@ def test_length_grouped_epoch_sees_every_example_once_in_the_shuffled_batches():
     for rows, real in model.calls:
         assert real == lengths[rows].tolist() and real == sorted(real)  # length-sorted, right lengths
         assert len(rows) * max(real) <= 64
-    expected = shuffled_batches(n, batch_size, torch.Generator().manual_seed(seed))
+    # The plain shuffled draw: a seeded permutation cut into consecutive batches.
+    expected = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).split(batch_size)
     it = iter(model.calls)
     for batch in expected:  # minibatches arrive batch by batch, each batch exactly the shuffled draw
         got = []
@@ -209,6 +210,45 @@ def test_mixed_precision_training_runs_in_that_dtype_with_finite_losses(toy, pre
     assert len(losses) == 8 and all(torch.isfinite(torch.tensor(losses)))
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay float32
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_fp16_scales_the_loss_so_small_gradients_survive():
+    """A gradient of 1e-8 is zero in float16; scaled by the GradScaler it survives, and Adam moves."""
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 2)
+
+        def forward(self, input_ids, mask, right_padded=False):
+            return self.linear(torch.ones(len(input_ids), 4))
+
+    class TinyLoss:
+        needs_batch_stats = False
+
+        def __call__(self, logits, labels, step_frac, stats=None):
+            return 1e-8 * logits.float().sum()
+
+    def weight_after(precision):
+        torch.manual_seed(0)
+        model = Tiny()
+        before = model.linear.weight.detach().clone()
+        settings = TrainSettings(batch_size=4, minibatch_size=4, epochs=1, lr=0.1, precision=precision)
+        train_model(model, random_examples(4), TinyLoss(), settings, CPU, 0, NullLogger())
+        return (model.linear.weight - before).abs().max().item()
+
+    assert weight_after("fp32") > 0.01
+    assert weight_after("fp16") > 0.01
+
+
+def test_eval_restores_every_modules_mode(toy):
+    tokenizer, _ = toy
+    model = load_model(get_model_spec("toy-small"), CPU, gradient_checkpointing=True)
+    set_train_mode(model, with_dropout=False)
+    modes = [m.training for m in model.modules()]
+    assert any(modes) and not all(modes)  # the checkpointing switches on, dropout off
+    predict_probs(model, random_examples(4, vocab=len(tokenizer)), 4, CPU, tokenizer.pad_token_id)
+    assert [m.training for m in model.modules()] == modes
 
 
 # ---------------------------------------------------------------- tokenization cache
