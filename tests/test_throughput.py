@@ -291,9 +291,10 @@ def test_tokenization_cache_is_reused_and_invalidated_by_tokenizer_or_max_ctx(tm
     assert counter.calls == 3 and changed["input_ids"][0] != first["input_ids"][0]
 
 
-def test_transfer_run_reuses_the_weak_runs_tokenization(tiny_flags, monkeypatch):
+def test_transfer_run_reuses_the_weak_runs_tokenization(tiny_flags, monkeypatch, tmp_path, toy):
     from weak_to_strong.pipeline import run_train_simple
 
+    monkeypatch.setattr(token_cache, "default_cache_dir", lambda: tmp_path / "tokenized")  # empty, this test's own
     counter = CountingTokenize(monkeypatch)
     run_train_simple(RunConfig(**tiny_flags))
     assert counter.calls == 3  # train half, test, the half to label
