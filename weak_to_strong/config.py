@@ -15,6 +15,7 @@ from pathlib import Path
 from weak_to_strong.datasets import get_dataset_spec
 from weak_to_strong.loss import LOSSES
 from weak_to_strong.models import OPTIMIZERS, get_model_spec
+from weak_to_strong.precision import check_precision
 from weak_to_strong.train import LR_SCHEDULES
 
 
@@ -50,13 +51,20 @@ class RunConfig:
     lora_rank: int | None = result_field(None, "lora")
     """Train rank-r LoRA adapters (peft) and the head instead of every weight; 0: full fine-tuning.
     None: the model's default (full fine-tuning unless the registry says otherwise)."""
+    precision: str = result_field("auto", "prec")
+    """Autocast dtype of the forward pass: fp32, bf16, fp16, or auto (bf16 on a CUDA GPU that supports it, else fp32)."""
     weak_model_size: str | None = None
     """Train on the weak labels of this model's ground-truth run (same flags otherwise)."""
     weak_labels_path: str | None = None
     """Train on the weak labels saved in this folder instead."""
     force_retrain: bool = False
     minibatch_size_per_device: int | None = None
-    """None: the model's default, capped at batch_size (only memory and speed depend on it)."""
+    """None: automatic, length-grouped minibatches within the model's memory budget (only memory and speed
+    depend on it)."""
+    compile: bool = False
+    """torch.compile the backbone (faster steps after a compile of tens of seconds)."""
+    gradient_checkpointing: bool | None = None
+    """Recompute activations in the backward pass to save memory; None: the model registry's setting."""
     results_folder: str = "results"
     sweep_subfolder: str = "default"
     eval_every: int | None = None
@@ -108,6 +116,7 @@ def validate_config(cfg: RunConfig) -> None:
     get_dataset_spec(cfg.ds_name)
     check_choice("loss", cfg.loss, LOSSES)
     check_choice("lr_schedule", cfg.lr_schedule, LR_SCHEDULES)
+    check_precision(cfg.precision)
     if cfg.optim is not None:
         check_choice("optim", cfg.optim, OPTIMIZERS)
     get_model_spec(cfg.model_size)
@@ -149,12 +158,14 @@ def use_fsdp(cfg: RunConfig) -> bool:
     return get_model_spec(cfg.model_size).fsdp if cfg.fsdp is None else bool(cfg.fsdp)
 
 
-def minibatch_size(cfg: RunConfig) -> int:
-    """The given minibatch, else the largest divisor of batch_size within the model's default."""
-    if cfg.minibatch_size_per_device is not None:
-        return cfg.minibatch_size_per_device
-    cap = get_model_spec(cfg.model_size).minibatch_size
-    return max(d for d in range(1, min(cap, cfg.batch_size) + 1) if cfg.batch_size % d == 0)
+def token_budgets(cfg: RunConfig, max_ctx: int) -> tuple[int, int]:
+    """Padded tokens per automatic training minibatch and per eval batch.
+
+    What the registry's minibatch and eval batch sizes hold at the longest
+    allowed document: the same memory, spent on more documents when they are short.
+    """
+    spec = get_model_spec(cfg.model_size)
+    return spec.minibatch_size * max_ctx, spec.eval_batch_size * max_ctx
 
 
 def weak_run_config(cfg: RunConfig) -> RunConfig:

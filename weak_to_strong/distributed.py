@@ -49,17 +49,20 @@ class DataParallel:
         return self.rank == 0
 
     def parts(self, indices: torch.Tensor, size: int) -> list[Part]:
-        """This rank's share of `indices`, as parts of at most `size` rows.
+        """This rank's share of `indices`, as parts of at most `size` rows (see `deal`)."""
+        return self.deal(list(torch.split(indices, size * self.world_size)))
 
-        Each run of size * world_size consecutive indices is dealt out
-        round-robin, so every rank gets the same number of parts, of nearly
-        equal length and (for length-sorted indices) nearly equal padding.
-        Where the last run leaves a rank nothing, it gets a placeholder part
-        (one row that counts for nothing): every rank then does the same
-        forward passes, which FSDP's collectives need. One rank: plain chunks.
+    def deal(self, chunks: list[torch.Tensor]) -> list[Part]:
+        """This rank's share of each chunk: its rows dealt out round-robin over ranks.
+
+        Every rank gets one part per chunk, of nearly equal length and (for
+        length-sorted chunks) nearly equal padding. Where a chunk leaves a rank
+        nothing, it gets a placeholder part (one row that counts for nothing):
+        every rank then does the same forward passes, which FSDP's collectives
+        need. One rank: the chunks themselves.
         """
         parts = []
-        for chunk in torch.split(indices, size * self.world_size):
+        for chunk in chunks:
             mine = chunk[self.rank :: self.world_size]
             parts.append(Part(mine, len(mine)) if len(mine) else Part(chunk[:1], 0))
         return parts

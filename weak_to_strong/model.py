@@ -30,13 +30,32 @@ class TransformerWithHead(nn.Module):
         self.linear_probe = linear_probe
         if linear_probe:
             self.backbone.requires_grad_(False)
+        self.causal = is_causal(backbone)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, right_padded: bool = False) -> torch.Tensor:
+        """Logits [N, num_labels]. `right_padded`: the caller guarantees every row's padding is at its end.
+
+        Then a causal backbone runs without the mask: real tokens never attend to
+        the pads after them, so the pooled states are the same, and attention
+        takes its unmasked causal path (flash attention on GPUs, no mask to build).
+        """
+        backbone_mask = None if right_padded and self.causal else attention_mask
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.linear_probe):
-            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            # No KV cache: a classifier never generates, and filling one copies every layer's keys and values.
+            hidden = self.backbone(input_ids=input_ids, attention_mask=backbone_mask, use_cache=False).last_hidden_state
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         pooled = hidden[rows, last_token_index(attention_mask)]
-        return self.score(pooled.float())
+        with torch.autocast(hidden.device.type, enabled=False):  # the head stays float32 under autocast
+            return self.score(pooled.float())
+
+
+def is_causal(backbone: nn.Module) -> bool:
+    """Whether every attention module of the backbone says it is causal (transformers' `is_causal`).
+
+    Models that do not say (remote code) count as not causal: they keep their padding mask.
+    """
+    flags = [m.is_causal for m in backbone.modules() if isinstance(getattr(m, "is_causal", None), bool)]
+    return bool(flags) and all(flags)
 
 
 def load_tokenizer(spec: ModelSpec):
@@ -65,11 +84,34 @@ def load_model(spec: ModelSpec, device: torch.device, linear_probe: bool = False
     dtype = pick_dtype(spec, device)
     backbone = AutoModel.from_pretrained(resolve_model_path(spec), dtype=dtype, **spec.pretrained_kwargs)
     use_ckpt = spec.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
-    if use_ckpt and not linear_probe:
-        backbone.gradient_checkpointing_enable()
+    return wrap_backbone(backbone, load_device or device, linear_probe=linear_probe, gradient_checkpointing=use_ckpt)
+
+
+def wrap_backbone(backbone: nn.Module, device: torch.device, linear_probe: bool = False,
+                  gradient_checkpointing: bool = False) -> TransformerWithHead:
+    """A loaded (or randomly initialised) backbone, made fast and wrapped with the classification head."""
+    use_fused_gelu(backbone)
+    if gradient_checkpointing and not linear_probe:
+        # transformers 5 renamed it; remote-code models may only have the old name.
+        enable = getattr(backbone, "activation_checkpointing_enable", None) or backbone.gradient_checkpointing_enable
+        enable({"use_reentrant": False})
     model = TransformerWithHead(backbone, linear_probe=linear_probe)
     model.score.float()
-    return model.to(load_device or device)
+    return model.to(device)
+
+
+def use_fused_gelu(backbone: nn.Module) -> None:
+    """Swap GPT-2's "gelu_new" (eight elementwise ops, each a pass over memory) for torch's fused kernel.
+
+    The same tanh approximation, to float rounding; transformers calls it
+    "gelu_pytorch_tanh". It is most of the non-matmul time of a small GPT-2 on CPU.
+    """
+    from transformers.activations import GELUTanh, NewGELUActivation
+
+    for module in list(backbone.modules()):
+        for name, child in module.named_children():
+            if type(child) is NewGELUActivation:
+                setattr(module, name, GELUTanh())
 
 
 def max_positions(model: TransformerWithHead) -> int | None:

@@ -7,12 +7,11 @@ weak labels. Every check a user can fail runs before anything is written.
 
 from __future__ import annotations
 
-import json
 import random
 import shlex
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +19,18 @@ import torch
 
 from weak_to_strong import results
 from weak_to_strong.batching import Examples
-from weak_to_strong.config import (RunConfig, is_transfer, minibatch_size, result_dict, use_fsdp, weak_run_config,
+from weak_to_strong.config import (RunConfig, is_transfer, result_dict, token_budgets, use_fsdp, weak_run_config,
                                    with_defaults)
-from weak_to_strong.datasets import load_dataset, tokenize_dataset
+from weak_to_strong.datasets import load_dataset
 from weak_to_strong.distributed import DataParallel, check_fsdp_optimizer, init_data_parallel
-from weak_to_strong.eval import accuracy, predict_probs
+from weak_to_strong.eval import accuracy, eval_token_budget, predict_probs
 from weak_to_strong.logger import NullLogger, make_run_logger
 from weak_to_strong.lora import add_lora
 from weak_to_strong.loss import make_loss
 from weak_to_strong.model import load_model, load_tokenizer, max_positions
 from weak_to_strong.models import get_model_spec
+from weak_to_strong.precision import resolve_precision
+from weak_to_strong.token_cache import tokenize_cached
 from weak_to_strong.train import TrainSettings, train_model
 
 
@@ -82,7 +83,7 @@ def load_run_data(cfg: RunConfig, tokenizer, max_ctx: int, weak_labels: Path | N
             raise ValueError(f"dataset {cfg.ds_name!r} has {len(splits['train'])} training docs: too few to split")
         halves = splits["train"].train_test_split(test_size=0.5, seed=cfg.seed)
         train, to_label = halves["train"], halves["test"]
-    data = RunData(*(None if ds is None else tokenize_dataset(ds, tokenizer, max_ctx)
+    data = RunData(*(None if ds is None else tokenize_cached(ds, tokenizer, max_ctx)
                      for ds in (train, splits["test"], to_label)))
     for name, ds in (("train", data.train), ("test", data.test)):
         if len(ds) == 0:
@@ -111,17 +112,23 @@ def run_train_simple(cfg: RunConfig) -> dict:
         return summary
     weak_labels = dp.main_first(lambda: find_weak_labels(cfg)) if is_transfer(cfg) else None
     config = result_dict(cfg)
-    resolved = with_defaults(cfg)
     fsdp = use_fsdp(cfg) and dp.world_size > 1
     if fsdp:
-        check_fsdp_optimizer(resolved.optim)
+        check_fsdp_optimizer(with_defaults(cfg).optim)
     spec = get_model_spec(cfg.model_size)
     seed_everything(cfg.seed)
-    tokenizer = load_tokenizer(spec)
-    model = load_model(spec, dp.device, linear_probe=cfg.linear_probe, load_device=dp.load_device(fsdp))
-    model = add_lora(model, resolved.lora_rank)
+    # Rank 0 fetches (or builds) the model files first; the other ranks then find them in place.
+    tokenizer = dp.main_first(lambda: load_tokenizer(spec))
+    model = load_model(spec, dp.device, linear_probe=cfg.linear_probe, gradient_checkpointing=cfg.gradient_checkpointing,
+                       load_device=dp.load_device(fsdp))
+    model = add_lora(model, with_defaults(cfg).lora_rank)
+    if cfg.compile:
+        model.backbone.compile(dynamic=True)  # in place: parameter names and the saved state_dict stay the same
     max_ctx = min(cfg.max_ctx, max_positions(model) or cfg.max_ctx)
-    data = load_run_data(cfg, tokenizer, max_ctx, weak_labels)
+    # Resolved for this device and model: what the run actually uses.
+    resolved = replace(with_defaults(cfg), precision=resolve_precision(cfg.precision, dp.device), max_ctx=max_ctx)
+    # Rank 0 tokenizes into the shared cache first; the other ranks then read it.
+    data = dp.main_first(lambda: load_run_data(cfg, tokenizer, max_ctx, weak_labels))
     model = dp.wrap(model, fsdp=fsdp)
 
     if dp.is_main:
@@ -143,23 +150,29 @@ def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, dp: Da
                        run_path: Path) -> dict:
     """Train, evaluate, label the held-out half; every rank computes, rank 0 writes."""
     train_ex, test_ex = Examples.from_dataset(data.train), Examples.from_dataset(data.test)
-    eval_batch = get_model_spec(cfg.model_size).eval_batch_size
     device = dp.device
+    minibatch_tokens, eval_tokens = token_budgets(cfg, cfg.max_ctx)
+    eval_tokens = eval_token_budget(eval_tokens, dp.unwrap(model).backbone.config.hidden_size, device)
+    eval_batch = get_model_spec(cfg.model_size).eval_batch_size
+
+    def predict(examples: Examples, desc: str = "eval") -> torch.Tensor:
+        return predict_probs(model, examples, eval_batch, device, pad_id, desc, cfg.precision, eval_tokens, dp)
 
     def evaluate() -> dict:
-        probs = predict_probs(model, test_ex, eval_batch, device, pad_id, dp=dp)
-        return {"eval_accuracy": accuracy(probs, test_ex.labels)}
+        return {"eval_accuracy": accuracy(predict(test_ex), test_ex.labels)}
 
-    settings = TrainSettings(batch_size=cfg.batch_size, minibatch_size=minibatch_size(cfg), epochs=cfg.epochs,
-                             lr=cfg.lr, optim=cfg.optim, lr_schedule=cfg.lr_schedule, seed=cfg.seed,
-                             train_with_dropout=cfg.train_with_dropout, eval_every=cfg.eval_every)
+    settings = TrainSettings(batch_size=cfg.batch_size, minibatch_size=cfg.minibatch_size_per_device,
+                             epochs=cfg.epochs, lr=cfg.lr, optim=cfg.optim, lr_schedule=cfg.lr_schedule, seed=cfg.seed,
+                             train_with_dropout=cfg.train_with_dropout, eval_every=cfg.eval_every,
+                             precision=cfg.precision, minibatch_token_budget=minibatch_tokens)
+    logger.log({"precision": cfg.precision, "device": str(device)})
     start = time.time()
     train_model(model, train_ex, make_loss(cfg.loss), settings, device, pad_id, logger, evaluate, dp)
     final = evaluate()
     logger.log({"final": True, "train_seconds": time.time() - start, **final})
     if data.to_label is not None:
         to_label = Examples.from_dataset(data.to_label)
-        probs = predict_probs(model, to_label, eval_batch, device, pad_id, desc="weak labels", dp=dp)
+        probs = predict(to_label, desc="weak labels")
         if dp.is_main:
             results.save_weak_labels(make_weak_labels(data.to_label, probs), run_path / results.WEAK_LABELS_DIR)
     if cfg.save_model:

@@ -87,6 +87,10 @@ def ensure_toy_model(size: str) -> str:
     tmp = Path(tempfile.mkdtemp(prefix=f".{size}-", dir=target.parent))
     try:
         build_toy_model(size, tmp)
+        # transformers writes weights on torch.distributed rank 0 only: a build elsewhere is incomplete
+        # and must never be renamed into place (the pipeline builds on rank 0 first).
+        if not (tmp / "model.safetensors").exists():
+            raise RuntimeError(f"toy model {size!r} was built without its weights (not on rank 0?)")
         try:
             os.rename(tmp, target)
         except OSError:

@@ -9,16 +9,27 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from weak_to_strong.batching import Examples, pad_batch, sort_by_length, split_chunks
-from weak_to_strong.distributed import DataParallel
+from weak_to_strong.batching import Examples, plan_minibatches, sort_by_length, split_chunks
+from weak_to_strong.distributed import DataParallel, Part
+from weak_to_strong.precision import autocast, make_grad_scaler
 
 ONE_PROCESS = DataParallel()
+LR_SCHEDULES = ("cosine_anneal", "constant")
+DEFAULT_MINIBATCH_TOKENS = 32 * 1024
+MINIBATCH_OVERHEAD = {"cpu": 2e8}
+"""The fixed cost of one more minibatch (forward + backward), in parameter-tokens: divided by the model's
+non-embedding parameters, it is the number of tokens whose compute costs as much. CPU: about 10 ms of
+per-op overhead, the compute of ~60 tokens of a 3M-parameter model (fitted in bench/RESULTS.md).
+Elsewhere a minibatch costs kernel launches and syncs worth far more than its padding: automatic
+minibatches are then as few as the token budget allows."""
+DEFAULT_MINIBATCH_OVERHEAD = 1e15
 
 
 @dataclass
 class TrainSettings:
     batch_size: int
-    minibatch_size: int
+    minibatch_size: int | None
+    """None: length-grouped minibatches sized automatically (see `make_minibatches`)."""
     epochs: int
     lr: float
     optim: str = "adam"
@@ -26,16 +37,19 @@ class TrainSettings:
     seed: int = 0
     train_with_dropout: bool = False
     eval_every: int | None = None
-
-
-LR_SCHEDULES = ("cosine_anneal", "constant")
+    precision: str = "fp32"
+    """A resolved precision: fp32, bf16 or fp16 (see precision.py)."""
+    minibatch_token_budget: int = DEFAULT_MINIBATCH_TOKENS
+    """Automatic minibatches hold at most this many padded tokens (memory)."""
 
 
 def make_optimizer(params, name: str, lr: float) -> torch.optim.Optimizer:
     """Adam (torch) or Adafactor (transformers), with the reference's settings."""
     params = [p for p in params if p.requires_grad]
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.95))
+        # The fused kernel does the whole update in one pass over memory (CPU and CUDA alike).
+        fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.95), fused=fused or None)
     if name == "adafactor":
         from transformers.optimization import Adafactor
 
@@ -59,12 +73,86 @@ def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> lis
     return split_chunks(torch.randperm(n, generator=generator), batch_size)
 
 
-def forward_minibatch(model, examples: Examples, idx: torch.Tensor, pad_id: int, device) -> torch.Tensor:
-    input_ids, mask = pad_batch([examples.input_ids[i] for i in idx.tolist()], pad_id)
-    return model(input_ids.to(device), mask.to(device))
+def set_train_mode(model, with_dropout: bool) -> None:
+    """Train mode, or (without dropout) eval mode for every module but the gradient-checkpointing switches.
+
+    transformers checkpoints a layer only when the layer itself is in training
+    mode; flipping just that flag keeps checkpointing on while every dropout
+    module (a child) stays off.
+    """
+    model.train(with_dropout)
+    if not with_dropout:
+        for module in model.modules():
+            if getattr(module, "gradient_checkpointing", False) is True:
+                module.training = True
 
 
-def batch_loss_stats(model, examples, parts, loss_fn, pad_id, device, dp: DataParallel) -> dict | None:
+def use_sparse_embedding_grads(model, device) -> list[torch.nn.Embedding]:
+    """On CPU, accumulate trainable embedding tables' gradients sparsely: only the rows a minibatch used.
+
+    A dense embedding gradient is a fresh vocab x width tensor per minibatch
+    (GPT-2: 50257 rows), which costs a small model more memory traffic than the
+    minibatch's whole forward and backward. `train_step` densifies the first
+    minibatch's gradient; later ones are added into it in place, row by row, so
+    memory stays one dense table however large the batch. Not under
+    torch.distributed, whose gradient buckets are dense, and pointless on GPUs,
+    where filling the table takes microseconds.
+    Returns the switched modules (switch them back with `.sparse = False`).
+    """
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if torch.device(device).type != "cpu" or distributed:
+        return []
+    switched = [m for m in model.modules()
+                if isinstance(m, torch.nn.Embedding) and m.weight.requires_grad and not m.sparse]
+    for module in switched:
+        module.sparse = True
+    return switched
+
+
+def densify_grads(optimizer: torch.optim.Optimizer) -> None:
+    """Sparse gradients become dense; autograd then adds later sparse ones into them in place."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.grad is not None and p.grad.is_sparse:
+                p.grad = p.grad.to_dense()
+
+
+def non_embedding_params(model: torch.nn.Module) -> int:
+    """Parameters outside embedding tables (token and position embeddings), each counted once."""
+    embedding = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
+    params = {id(p): p for p in model.parameters() if id(p) not in embedding}
+    return sum(p.numel() for p in params.values())
+
+
+def estimate_minibatch_overhead(model: torch.nn.Module, device) -> int:
+    """What one more minibatch costs, in tokens of this model's compute (see MINIBATCH_OVERHEAD)."""
+    overhead = MINIBATCH_OVERHEAD.get(torch.device(device).type, DEFAULT_MINIBATCH_OVERHEAD)
+    return int(min(overhead / max(non_embedding_params(model), 1), 1 << 30))
+
+
+def make_minibatches(examples: Examples, batch: torch.Tensor, minibatch_size: int | None, token_budget: int,
+                     overhead_tokens: int, world_size: int = 1) -> list[torch.Tensor]:
+    """The batch sorted by length and split: into equal minibatches, or (None) into planned ones.
+
+    Batch membership never changes: the batch stays a uniformly shuffled draw and
+    only the order inside it, hence which examples share a minibatch, follows length.
+    Under torchrun each minibatch is later dealt out over the ranks, so sizes and
+    budgets here are per rank times the number of ranks.
+    """
+    if minibatch_size is not None:
+        return split_chunks(sort_by_length(batch, examples.lengths), minibatch_size * world_size)
+    return plan_minibatches(batch, examples.lengths, token_budget * world_size, overhead_tokens * world_size)
+
+
+def forward_minibatch(model, examples: Examples, idx: torch.Tensor, pad_id: int, device,
+                      precision: str = "fp32") -> torch.Tensor:
+    input_ids, mask = examples.padded(idx, pad_id)
+    with autocast(precision, torch.device(device)):
+        return model(input_ids.to(device, non_blocking=True), mask.to(device, non_blocking=True), right_padded=True)
+
+
+def batch_loss_stats(model, examples, parts: list[Part], loss_fn, pad_id, device, precision: str = "fp32",
+                     dp: DataParallel = ONE_PROCESS) -> dict | None:
     """Batch-level loss statistics over the whole (global) batch, if the loss needs them.
 
     A gradient-free pass over this rank's parts, gathered over ranks.
@@ -72,33 +160,44 @@ def batch_loss_stats(model, examples, parts, loss_fn, pad_id, device, dp: DataPa
     if not loss_fn.needs_batch_stats or (len(parts) == 1 and dp.world_size == 1):
         return None  # a single minibatch computes them from its own logits
     with torch.no_grad():
-        logits = torch.cat([forward_minibatch(model, examples, p.indices, pad_id, device)[: p.n_real] for p in parts])
+        logits = torch.cat([forward_minibatch(model, examples, p.indices, pad_id, device, precision)[: p.n_real]
+                            for p in parts])
     labels = torch.cat([examples.labels[p.real] for p in parts]).to(device)
     return loss_fn.batch_stats(dp.gather_rows(logits), dp.gather_rows(labels))
 
 
 def train_step(model, examples: Examples, batch: torch.Tensor, loss_fn, optimizer, scheduler,
-               minibatch_size: int, step_frac: float, pad_id: int, device, dp: DataParallel = ONE_PROCESS) -> float:
+               minibatch_size: int | None, step_frac: float, pad_id: int, device, precision: str = "fp32",
+               scaler: torch.amp.GradScaler | None = None,
+               minibatch_token_budget: int = DEFAULT_MINIBATCH_TOKENS,
+               minibatch_overhead_tokens: int | None = None, dp: DataParallel = ONE_PROCESS) -> float:
     """One optimizer step over a batch, accumulated over minibatches (this rank's share of them).
 
     Each minibatch's mean loss is weighted by its share of the batch, so the
     update equals the full-batch update while memory scales with the minibatch.
+    The loss is read back once per step, not per minibatch (a device sync).
     """
-    parts = dp.parts(sort_by_length(batch, examples.lengths), minibatch_size)
-    stats = batch_loss_stats(model, examples, parts, loss_fn, pad_id, device, dp)
-    total = 0.0
+    scaler = scaler or make_grad_scaler("fp32", torch.device(device))
+    if minibatch_size is None and minibatch_overhead_tokens is None:
+        minibatch_overhead_tokens = estimate_minibatch_overhead(model, device)
+    parts = dp.deal(make_minibatches(examples, batch, minibatch_size, minibatch_token_budget,
+                                     minibatch_overhead_tokens, dp.world_size))
+    stats = batch_loss_stats(model, examples, parts, loss_fn, pad_id, device, precision, dp)
+    total = torch.zeros((), device=device)
     for i, part in enumerate(parts):
         with dp.gradient_sync(model, enabled=i == len(parts) - 1):
-            logits = forward_minibatch(model, examples, part.indices, pad_id, device)[: part.n_real]
+            logits = forward_minibatch(model, examples, part.indices, pad_id, device, precision)[: part.n_real]
             labels = examples.labels[part.real].to(device)
             loss = loss_fn(logits, labels, step_frac, stats) * (part.n_real / len(batch)) if part.n_real \
                 else logits.sum() * 0.0  # a placeholder joins the collectives with zero gradient
-            (loss * dp.grad_scale).backward()
-        total += loss.item()
-    optimizer.step()
+            scaler.scale(loss * dp.grad_scale).backward()
+            densify_grads(optimizer)
+        total += loss.detach()
+    scaler.step(optimizer)
+    scaler.update()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return dp.sum(total)
+    return dp.sum(total.item())
 
 
 def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, device, pad_id: int,
@@ -113,15 +212,19 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
     total_steps = steps_per_epoch * settings.epochs
     optimizer = make_optimizer(model.parameters(), settings.optim, settings.lr)
     scheduler = make_scheduler(optimizer, settings.lr_schedule, total_steps)
+    scaler = make_grad_scaler(settings.precision, torch.device(device))
     # Without dropout, train in eval mode: the same for every architecture, no config surgery.
-    model.train(settings.train_with_dropout)
+    set_train_mode(model, settings.train_with_dropout)
+    sparse_embeddings = use_sparse_embedding_grads(model, device)
+    overhead_tokens = estimate_minibatch_overhead(model, device)
     step = 0
     with tqdm(total=total_steps, desc="train", **dp.progress_options()) as bar:
         for epoch in range(settings.epochs):
             for batch in shuffled_batches(len(examples), settings.batch_size, generator):
                 lr = scheduler.get_last_lr()[0]
                 loss = train_step(model, examples, batch, loss_fn, optimizer, scheduler,
-                                  settings.minibatch_size, step / total_steps, pad_id, device, dp)
+                                  settings.minibatch_size, step / total_steps, pad_id, device,
+                                  settings.precision, scaler, settings.minibatch_token_budget, overhead_tokens, dp)
                 step += 1
                 logger.log({"step": step, "epoch": epoch, "loss": loss, "lr": lr})
                 bar.set_postfix(loss=f"{loss:.4f}")
@@ -129,5 +232,7 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
                 if evaluate is not None and settings.eval_every and step % settings.eval_every == 0 \
                         and step < total_steps:
                     logger.log({"step": step, **evaluate()})
-                    model.train(settings.train_with_dropout)
+                    set_train_mode(model, settings.train_with_dropout)
+    for module in sparse_embeddings:
+        module.sparse = False
     model.eval()
