@@ -39,6 +39,18 @@ def test_parts_split_every_batch_into_disjoint_shares_in_step(world_size, n, siz
         assert [p.indices.tolist() for p in shares[0]] == [c.tolist() for c in torch.split(indices, size)]
 
 
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+def test_deal_gives_every_rank_one_part_per_planned_minibatch(world_size):
+    """Automatic minibatches have uneven sizes; each is dealt out over the ranks, placeholders included."""
+    chunks = list(torch.split(torch.randperm(40), [1, 7, 2, 12, 5, 13]))
+    shares = [DataParallel(rank=r, world_size=world_size).deal(chunks) for r in range(world_size)]
+    assert all(len(parts) == len(chunks) for parts in shares)
+    for i, chunk in enumerate(chunks):
+        real = torch.cat([parts[i].real for parts in shares])
+        assert sorted(real.tolist()) == sorted(chunk.tolist())
+        assert max(parts[i].n_real for parts in shares) - min(parts[i].n_real for parts in shares) <= 1
+
+
 def run_dir(results_folder: Path, **flags) -> Path:
     return results.run_dir(RunConfig(**{**TINY_FLAGS, **flags, "results_folder": str(results_folder)}))
 
@@ -62,10 +74,11 @@ def assert_same_run(single: Path, parallel: Path) -> None:
 
 def test_two_process_torchrun_matches_single_process(tmp_path, subprocess_env, in_process):
     """DDP for xent and logconf (global-batch threshold) ground-truth runs, a logconf transfer run on the
-    xent run's weak labels, and train_weak_to_strong; FSDP2 for logconf. Only rank 0 prints and writes."""
+    xent run's weak labels, and train_weak_to_strong; FSDP2 for logconf; DDP with automatic (planned)
+    minibatches against the single process's fixed ones. Only rank 0 prints and writes."""
     runs = [dict(loss="xent"), dict(loss="logconf"), dict(loss="logconf", weak_model_size="toy-small"),
-            dict(loss="logconf", fsdp=True)]
-    folders = [tmp_path / "ddp"] * 3 + [tmp_path / "fsdp"]
+            dict(loss="logconf", fsdp=True), dict(loss="logconf", minibatch_size_per_device=None)]
+    folders = [tmp_path / "ddp"] * 3 + [tmp_path / "fsdp", tmp_path / "auto"]
     launch = [{**TINY_FLAGS, **run, "save_model": True, "results_folder": str(folder)}
               for run, folder in zip(runs, folders)]
     # train_weak_to_strong.py reuses the two stages above and adds an xent transfer run
@@ -88,7 +101,7 @@ def test_two_process_torchrun_matches_single_process(tmp_path, subprocess_env, i
     for key in ("weak_acc", "strong_acc", "transfer_acc_xent", "transfer_acc_logconf"):
         assert parallel_pair[key] == single_pair[key], key
     for run, folder in zip(runs, folders):
-        flags = {k: v for k, v in run.items() if k != "fsdp"}
+        flags = {k: v for k, v in run.items() if k not in ("fsdp", "minibatch_size_per_device")}
         assert_same_run(run_dir(tmp_path / "single", **flags), run_dir(folder, **flags))
     assert sorted(p.name for p in (tmp_path / "ddp").rglob("*") if p.suffix == ".jsonl") == ["log.jsonl"] * 4
 
