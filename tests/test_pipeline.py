@@ -100,7 +100,13 @@ def test_save_model_writes_weights(tiny_flags):
     (dict(max_ctx=1), "no train docs .* left after the max_ctx=1 token filter"),
     (dict(data_dir="/does/not/exist/either"), "local data directory '/does/not/exist/either' does not exist"),
 ])
-def test_bad_input_fails_before_writing_anything(tiny_flags, change, message):
+def test_bad_input_fails_before_writing_anything(tiny_flags, change, message, monkeypatch):
+    import weak_to_strong.pipeline as pipeline
+
+    def refuse_to_load_weights(*args, **kwargs):
+        raise AssertionError("the model's weights were loaded before the input was checked")
+
+    monkeypatch.setattr(pipeline, "load_model", refuse_to_load_weights)  # data errors come before the (big) load
     cfg = RunConfig(**{**tiny_flags, **change})
     with pytest.raises(ValueError, match=message):
         run_train_simple(cfg)

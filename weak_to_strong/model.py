@@ -114,9 +114,15 @@ def use_fused_gelu(backbone: nn.Module) -> None:
                 setattr(module, name, GELUTanh())
 
 
-def max_positions(model: TransformerWithHead) -> int | None:
-    """The backbone's context length, where its config states one."""
-    config = model.backbone.config
+def load_model_config(spec: ModelSpec):
+    """The backbone's config alone (a small file): what a run needs to know before loading weights."""
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(resolve_model_path(spec), **spec.pretrained_kwargs)
+
+
+def max_positions(config) -> int | None:
+    """The context length a model config states, if any."""
     for key in ("n_positions", "max_position_embeddings"):
         if isinstance(getattr(config, key, None), int):
             return getattr(config, key)

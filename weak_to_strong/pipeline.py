@@ -27,7 +27,7 @@ from weak_to_strong.eval import accuracy, eval_token_budget, predict_probs
 from weak_to_strong.logger import NullLogger, make_run_logger
 from weak_to_strong.lora import add_lora
 from weak_to_strong.loss import make_loss
-from weak_to_strong.model import load_model, load_tokenizer, max_positions
+from weak_to_strong.model import load_model, load_model_config, load_tokenizer, max_positions
 from weak_to_strong.models import get_model_spec
 from weak_to_strong.precision import resolve_precision
 from weak_to_strong.token_cache import tokenize_cached
@@ -119,16 +119,17 @@ def run_train_simple(cfg: RunConfig) -> dict:
     seed_everything(cfg.seed)
     # Rank 0 fetches (or builds) the model files first; the other ranks then find them in place.
     tokenizer = dp.main_first(lambda: load_tokenizer(spec))
+    max_ctx = min(cfg.max_ctx, max_positions(load_model_config(spec)) or cfg.max_ctx)
+    # The data before the weights: a bad dataset or path fails in seconds, not after a large model loads.
+    # Rank 0 tokenizes into the shared cache first; the other ranks then read it.
+    data = dp.main_first(lambda: load_run_data(cfg, tokenizer, max_ctx, weak_labels))
     model = load_model(spec, dp.device, linear_probe=cfg.linear_probe, gradient_checkpointing=cfg.gradient_checkpointing,
                        load_device=dp.load_device(fsdp))
     model = add_lora(model, with_defaults(cfg).lora_rank)
     if cfg.compile:
         model.backbone.compile(dynamic=True)  # in place: parameter names and the saved state_dict stay the same
-    max_ctx = min(cfg.max_ctx, max_positions(model) or cfg.max_ctx)
     # Resolved for this device and model: what the run actually uses.
     resolved = replace(with_defaults(cfg), precision=resolve_precision(cfg.precision, dp.device), max_ctx=max_ctx)
-    # Rank 0 tokenizes into the shared cache first; the other ranks then read it.
-    data = dp.main_first(lambda: load_run_data(cfg, tokenizer, max_ctx, weak_labels))
     model = dp.wrap(model, fsdp=fsdp)
 
     if dp.is_main:
