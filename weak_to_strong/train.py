@@ -9,7 +9,8 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from weak_to_strong.batching import Examples, plan_minibatches, sort_by_length, split_chunks
+from weak_to_strong.batching import (Examples, RowPacking, plan_minibatches, plan_rows, sort_by_length,
+                                    split_chunks, split_for_packing)
 from weak_to_strong.distributed import DataParallel, Part
 from weak_to_strong.precision import autocast, make_grad_scaler
 
@@ -23,6 +24,9 @@ per-op overhead, the compute of ~60 tokens of a 3M-parameter model (fitted in be
 Elsewhere a minibatch costs kernel launches and syncs worth far more than its padding: automatic
 minibatches are then as few as the token budget allows."""
 DEFAULT_MINIBATCH_OVERHEAD = 1e15
+ATTENTION_SPAN_PER_WIDTH = 6
+"""Packed rows: per token, attention over a row of L tokens costs ~12 x width x L FLOPs a layer (forward and
+backward) against ~72 x width^2 for the rest of the layer, so it matches the rest at L = 6 x width."""
 
 
 @dataclass
@@ -41,6 +45,8 @@ class TrainSettings:
     """A resolved precision: fp32, bf16 or fp16 (see precision.py)."""
     minibatch_token_budget: int = DEFAULT_MINIBATCH_TOKENS
     """Automatic minibatches hold at most this many padded tokens (memory)."""
+    pack: bool | None = None
+    """Automatic minibatches only: several documents per row (see `choose_packing`). None: on CPU only."""
 
 
 def make_optimizer(params, name: str, lr: float) -> torch.optim.Optimizer:
@@ -144,15 +150,41 @@ def make_minibatches(examples: Examples, batch: torch.Tensor, minibatch_size: in
     return plan_minibatches(batch, examples.lengths, token_budget * world_size, overhead_tokens * world_size)
 
 
+def choose_packing(model, device, minibatch_size: int | None, pack: bool | None) -> RowPacking | None:
+    """How to pack documents into rows, or None for right-padded rows (one document each).
+
+    Only for automatic minibatches (a given minibatch size keeps its meaning:
+    that many documents a forward pass) and backbones that support it. By
+    default only on CPU: there every padded token costs its full compute and a
+    minibatch ~10 ms of overhead, while on GPUs padding costs little and a packed
+    (block-diagonal) mask would lose the flash-attention path.
+    """
+    from weak_to_strong.model import max_positions, supports_packing
+
+    if minibatch_size is not None or pack is False or (pack is None and torch.device(device).type != "cpu"):
+        return None
+    if not supports_packing(model):
+        return None
+    width = model.backbone.config.hidden_size
+    return RowPacking(max_row_len=max_positions(model) or 1024, attention_span=ATTENTION_SPAN_PER_WIDTH * width)
+
+
 def forward_minibatch(model, examples: Examples, idx: torch.Tensor, pad_id: int, device,
-                      precision: str = "fp32") -> torch.Tensor:
-    input_ids, mask = examples.padded(idx, pad_id)
+                      precision: str = "fp32", packing: RowPacking | None = None) -> torch.Tensor:
+    """Logits of documents `idx` in that order: right-padded rows, or (`packing`) packed rows."""
     with autocast(precision, torch.device(device)):
-        return model(input_ids.to(device, non_blocking=True), mask.to(device, non_blocking=True), right_padded=True)
+        if packing is None:
+            input_ids, mask = examples.padded(idx, pad_id)
+            return model(input_ids.to(device, non_blocking=True), mask.to(device, non_blocking=True),
+                         right_padded=True)
+        rows = examples.packed(idx, pad_id, plan_rows(examples.lengths[idx].tolist(), packing))
+        return model(rows.input_ids.to(device, non_blocking=True), rows.mask.to(device, non_blocking=True),
+                     position_ids=rows.position_ids.to(device, non_blocking=True),
+                     last_token=rows.last_token.to(device, non_blocking=True))
 
 
 def batch_loss_stats(model, examples, parts: list[Part], loss_fn, pad_id, device, precision: str = "fp32",
-                     dp: DataParallel = ONE_PROCESS) -> dict | None:
+                     dp: DataParallel = ONE_PROCESS, packing: RowPacking | None = None) -> dict | None:
     """Batch-level loss statistics over the whole (global) batch, if the loss needs them.
 
     A gradient-free pass over this rank's parts, gathered over ranks.
@@ -160,7 +192,7 @@ def batch_loss_stats(model, examples, parts: list[Part], loss_fn, pad_id, device
     if not loss_fn.needs_batch_stats or (len(parts) == 1 and dp.world_size == 1):
         return None  # a single minibatch computes them from its own logits
     with torch.no_grad():
-        logits = torch.cat([forward_minibatch(model, examples, p.indices, pad_id, device, precision)[: p.n_real]
+        logits = torch.cat([forward_minibatch(model, examples, p.indices, pad_id, device, precision, packing)[: p.n_real]
                             for p in parts])
     labels = torch.cat([examples.labels[p.real] for p in parts]).to(device)
     return loss_fn.batch_stats(dp.gather_rows(logits), dp.gather_rows(labels))
@@ -170,23 +202,32 @@ def train_step(model, examples: Examples, batch: torch.Tensor, loss_fn, optimize
                minibatch_size: int | None, step_frac: float, pad_id: int, device, precision: str = "fp32",
                scaler: torch.amp.GradScaler | None = None,
                minibatch_token_budget: int = DEFAULT_MINIBATCH_TOKENS,
-               minibatch_overhead_tokens: int | None = None, dp: DataParallel = ONE_PROCESS) -> float:
+               minibatch_overhead_tokens: int | None = None, dp: DataParallel = ONE_PROCESS,
+               packing: RowPacking | None = None) -> float:
     """One optimizer step over a batch, accumulated over minibatches (this rank's share of them).
 
     Each minibatch's mean loss is weighted by its share of the batch, so the
     update equals the full-batch update while memory scales with the minibatch.
     The loss is read back once per step, not per minibatch (a device sync).
+    With `packing` (automatic minibatches only), each rank packs the documents
+    dealt to it into rows.
     """
     scaler = scaler or make_grad_scaler("fp32", torch.device(device))
-    if minibatch_size is None and minibatch_overhead_tokens is None:
-        minibatch_overhead_tokens = estimate_minibatch_overhead(model, device)
-    parts = dp.deal(make_minibatches(examples, batch, minibatch_size, minibatch_token_budget,
-                                     minibatch_overhead_tokens, dp.world_size))
-    stats = batch_loss_stats(model, examples, parts, loss_fn, pad_id, device, precision, dp)
+    if packing is not None and minibatch_size is None:
+        # Split only where memory needs it; under torchrun the budget is per rank, each minibatch dealt over ranks.
+        minibatches = split_for_packing(batch, examples.lengths, minibatch_token_budget * dp.world_size)
+    else:
+        packing = None
+        if minibatch_size is None and minibatch_overhead_tokens is None:
+            minibatch_overhead_tokens = estimate_minibatch_overhead(model, device)
+        minibatches = make_minibatches(examples, batch, minibatch_size, minibatch_token_budget,
+                                       minibatch_overhead_tokens, dp.world_size)
+    parts = dp.deal(minibatches)
+    stats = batch_loss_stats(model, examples, parts, loss_fn, pad_id, device, precision, dp, packing)
     total = torch.zeros((), device=device)
     for i, part in enumerate(parts):
         with dp.gradient_sync(model, enabled=i == len(parts) - 1):
-            logits = forward_minibatch(model, examples, part.indices, pad_id, device, precision)[: part.n_real]
+            logits = forward_minibatch(model, examples, part.indices, pad_id, device, precision, packing)[: part.n_real]
             labels = examples.labels[part.real].to(device)
             loss = loss_fn(logits, labels, step_frac, stats) * (part.n_real / len(batch)) if part.n_real \
                 else logits.sum() * 0.0  # a placeholder joins the collectives with zero gradient
@@ -217,6 +258,7 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
     set_train_mode(model, settings.train_with_dropout)
     sparse_embeddings = use_sparse_embedding_grads(model, device)
     overhead_tokens = estimate_minibatch_overhead(model, device)
+    packing = choose_packing(dp.unwrap(model), device, settings.minibatch_size, settings.pack)
     step = 0
     with tqdm(total=total_steps, desc="train", **dp.progress_options()) as bar:
         for epoch in range(settings.epochs):
@@ -224,7 +266,7 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
                 lr = scheduler.get_last_lr()[0]
                 loss = train_step(model, examples, batch, loss_fn, optimizer, scheduler,
                                   settings.minibatch_size, step / total_steps, pad_id, device,
-                                  settings.precision, scaler, settings.minibatch_token_budget, overhead_tokens, dp)
+                                  settings.precision, scaler, settings.minibatch_token_budget, overhead_tokens, dp, packing)
                 step += 1
                 logger.log({"step": step, "epoch": epoch, "loss": loss, "lr": lr})
                 bar.set_postfix(loss=f"{loss:.4f}")
