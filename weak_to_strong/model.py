@@ -76,6 +76,8 @@ def supports_packing(model: nn.Module) -> bool:
     """
     import sys
 
+    if not isinstance(model, TransformerWithHead):
+        return False
     backbone = model.backbone
     backbone = backbone.get_base_model() if hasattr(backbone, "get_base_model") else backbone  # peft (LoRA)
     module_name = type(backbone).__module__
