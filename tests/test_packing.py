@@ -8,7 +8,6 @@ from transformers import (AutoModel, GPT2Config, GPTNeoXConfig, LlamaConfig, Qwe
 
 from weak_to_strong import batching
 from weak_to_strong.batching import Examples, RowPacking, assign_rows, plan_rows, split_for_packing
-from weak_to_strong.eval import predict_probs
 from weak_to_strong.logger import NullLogger
 from weak_to_strong.loss import make_loss
 from weak_to_strong.model import supports_packing, wrap_backbone
@@ -138,18 +137,6 @@ def test_packed_step_gives_the_padded_full_batch_update(loss_name, budget):
     assert not torch.equal(padded["backbone.h.0.attn.c_attn.weight"], before["backbone.h.0.attn.c_attn.weight"])
     for k in padded:
         torch.testing.assert_close(packed[k], padded[k], rtol=1e-4, atol=1e-6, msg=f"{loss_name}: {k} differs")
-
-
-def test_packed_eval_gives_the_padded_probabilities_in_order(monkeypatch):
-    model = tiny_model()
-    examples = random_examples(50)
-    padded = predict_probs(model, examples, 8, CPU, PAD, token_budget=120, pack=False)
-    calls = []
-    packed = batching.Examples.packed
-    monkeypatch.setattr(batching.Examples, "packed", lambda *a, **k: calls.append(1) or packed(*a, **k))
-    got = predict_probs(model, examples, 8, CPU, PAD, token_budget=120)
-    assert calls  # packed by default on CPU
-    torch.testing.assert_close(got, padded, rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------- when packing is used

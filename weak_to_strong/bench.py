@@ -59,8 +59,8 @@ class BenchSettings:
     minibatch_size: int | None = None
     """None: automatic length-grouped minibatches (as in train_simple)."""
     pack: bool | None = None
-    """Several documents per row in automatic training minibatches and token-budget eval batches
-    (train.choose_packing); None: the default (on CPU), False: right-padded rows, one document each."""
+    """Several documents per row with automatic minibatches (train.choose_packing); None: the trainer's default
+    (on CPU), False: right-padded rows, one document each."""
     minibatch_tokens: int | None = None
     """Token budget of automatic minibatches; None: the trainer's default."""
     eval_tokens: int | None = None
@@ -263,8 +263,7 @@ def time_eval(model, examples, settings, precision, device, pad_id) -> float:
     budget = settings.eval_tokens or eval_token_budget(32 * 1024, model.backbone.config.hidden_size, device)
     synchronize(device)
     start = time.perf_counter()
-    predict_probs(model, examples, settings.batch_size, device, pad_id, precision=precision, token_budget=budget,
-                  pack=settings.pack)
+    predict_probs(model, examples, settings.batch_size, device, pad_id, precision=precision, token_budget=budget)
     synchronize(device)
     return time.perf_counter() - start
 

@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 
 from weak_to_strong.batching import Examples, chunk_by_tokens, sort_by_length, split_chunks
 from weak_to_strong.distributed import DataParallel
-from weak_to_strong.train import choose_packing, forward_minibatch
+from weak_to_strong.precision import autocast
 
 ONE_PROCESS = DataParallel()
 CPU_EVAL_BATCH_BYTES = 16 * 2**20
@@ -26,15 +26,13 @@ def eval_token_budget(memory_tokens: int, hidden_size: int, device) -> int:
 
 def predict_probs(model, examples: Examples, batch_size: int, device: torch.device, pad_id: int,
                   desc: str = "eval", precision: str = "fp32", token_budget: int | None = None,
-                  dp: DataParallel = ONE_PROCESS, pack: bool | None = None) -> torch.Tensor:
+                  dp: DataParallel = ONE_PROCESS) -> torch.Tensor:
     """Class probabilities [N, 2] in the original order; batches are grouped by length.
 
     With `token_budget`, a batch holds as many length-sorted documents as fit in
     that many padded tokens per rank (short documents: large batches), else
-    `batch_size` documents per rank; there each batch's documents are packed into
-    rows as in training (`pack`, see `train.choose_packing`). Under torchrun each
-    rank predicts its share of every batch, and every rank gets all the
-    probabilities back.
+    `batch_size` documents per rank. Under torchrun each rank predicts its share
+    of every batch, and every rank gets all the probabilities back.
     """
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
@@ -44,11 +42,12 @@ def predict_probs(model, examples: Examples, batch_size: int, device: torch.devi
     # inference_mode skips autograd bookkeeping; under torchrun, plain no_grad, since FSDP may keep the
     # parameters it all-gathers here for the next training step, which inference tensors cannot join.
     grad_free = torch.inference_mode if dp.world_size == 1 else torch.no_grad
-    packing = choose_packing(dp.unwrap(model), device, None if token_budget else batch_size, pack)
     rows, row_probs = [torch.empty(0, dtype=torch.long)], [torch.empty((0, 2))]
     for part in tqdm(dp.deal(chunks), desc=desc, leave=False, **dp.progress_options()):
-        with grad_free():
-            logits = forward_minibatch(model, examples, part.indices, pad_id, device, precision, packing)[: part.n_real]
+        input_ids, mask = examples.padded(part.indices, pad_id)
+        with grad_free(), autocast(precision, torch.device(device)):
+            logits = model(input_ids.to(device, non_blocking=True), mask.to(device, non_blocking=True),
+                           right_padded=True)[: part.n_real]
         rows.append(part.real)
         row_probs.append(torch.softmax(logits.float(), dim=-1).cpu())
     probs = torch.empty((len(examples), 2), dtype=torch.float32)

@@ -181,9 +181,8 @@ def make_minibatches(examples: Examples, batch: torch.Tensor, minibatch_size: in
 def choose_packing(model, device, minibatch_size: int | None, pack: bool | None) -> RowPacking | None:
     """How to pack documents into rows, or None for right-padded rows (one document each).
 
-    Only for automatic minibatches and token-budget eval batches (a given
-    minibatch size keeps its meaning: that many documents a forward pass) and
-    backbones that support it. By
+    Only for automatic minibatches (a given minibatch size keeps its meaning:
+    that many documents a forward pass) and backbones that support it. By
     default only on CPU: there every padded token costs its full compute and a
     minibatch ~10 ms of overhead, while on GPUs padding costs little and a packed
     (block-diagonal) mask would lose the flash-attention path.
