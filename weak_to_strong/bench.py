@@ -59,8 +59,8 @@ class BenchSettings:
     minibatch_size: int | None = None
     """None: automatic length-grouped minibatches (as in train_simple)."""
     pack: bool | None = None
-    """Several documents per row with automatic minibatches (train.choose_packing); None: the trainer's default
-    (on CPU), False: right-padded rows, one document each."""
+    """Several documents per row in automatic training minibatches (train.choose_packing); None: the trainer's
+    default (on CPU), False: right-padded rows, one document each. Eval never packs (measured: no gain)."""
     minibatch_tokens: int | None = None
     """Token budget of automatic minibatches; None: the trainer's default."""
     eval_tokens: int | None = None
