@@ -143,7 +143,7 @@ def test_packed_step_gives_the_padded_full_batch_update(loss_name, budget):
 
 def test_packing_only_where_supported_and_minibatches_are_automatic():
     model = tiny_model()
-    assert choose_packing(model, CPU, None, None) == RowPacking(128, 6 * 64)
+    assert choose_packing(model, CPU, None, None) == RowPacking(128, 3 * 64)
     assert choose_packing(model, CPU, 8, None) is None  # a given minibatch size keeps its meaning
     assert choose_packing(model, CPU, None, False) is None
     assert choose_packing(model, torch.device("cuda"), None, None) is None  # CPU only by default

@@ -24,9 +24,11 @@ per-op overhead, the compute of ~60 tokens of a 3M-parameter model (fitted in be
 Elsewhere a minibatch costs kernel launches and syncs worth far more than its padding: automatic
 minibatches are then as few as the token budget allows."""
 DEFAULT_MINIBATCH_OVERHEAD = 1e15
-ATTENTION_SPAN_PER_WIDTH = 6
+ATTENTION_SPAN_PER_WIDTH = 3
 """Packed rows: per token, attention over a row of L tokens costs ~12 x width x L FLOPs a layer (forward and
-backward) against ~72 x width^2 for the rest of the layer, so it matches the rest at L = 6 x width."""
+backward) against ~72 x width^2 for the rest of the layer, which would match at L = 6 x width; but masked
+attention runs at a fraction of the matmul rate on CPU, and 3 x width measured fastest (bench/RESULTS.md:
+61 % median MFU against 55 % at 6 x width and 58 % at 1.5 x width, width 256)."""
 
 
 @dataclass
