@@ -84,3 +84,17 @@ def test_cli_runs_rows_in_fresh_processes_and_writes_json(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "weak_to_strong.bench", "--precision=fp8"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown precision 'fp8'" in bad.stderr
+
+
+def test_packed_rows_count_real_and_padded_tokens():
+    """Automatic minibatches pack on CPU: real tokens are still every document's tokens once, and the
+    padded count is the packed rows' area, less padding than one document per row would carry."""
+    common = dict(arch="1x64", min_len=3, max_len=30, batch_size=16, steps=2, warmup_steps=1, eval_examples=8,
+                  repeats=1, matmul_size=128)
+    packed = bench.run_row(bench.BenchSettings(**common))
+    padded = bench.run_row(bench.BenchSettings(**common, pack=False))
+    gen = torch.Generator().manual_seed(0)
+    bench.synthetic_examples(16, 3, 30, bench.GPT2_VOCAB_SIZE, gen)  # the warmup draw
+    train = bench.synthetic_examples(32, 3, 30, bench.GPT2_VOCAB_SIZE, gen)
+    assert packed["train_real_tokens"] == padded["train_real_tokens"] == int(train.lengths.sum())
+    assert 0 <= packed["train_pad_share"] < padded["train_pad_share"]

@@ -1,4 +1,4 @@
-"""Tokenized examples held in memory, dynamic padding per (mini)batch, and length-grouped minibatches.
+"""Tokenized examples held in memory, dynamic padding per (mini)batch, length-grouped minibatches, and packed rows.
 
 Token ids live in one flat tensor with per-document offsets, so padding a
 minibatch is a few tensor ops rather than a Python loop over its documents.
@@ -6,7 +6,10 @@ minibatch is a few tensor ops rather than a Python loop over its documents.
 
 from __future__ import annotations
 
+import heapq
 import itertools
+import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -54,6 +57,47 @@ class Examples:
         mask = cols < lengths[:, None]
         positions = (self.offsets[idx][:, None] + cols).clamp_(max=max(len(self.tokens) - 1, 0))
         return torch.where(mask, self.tokens[positions], pad_id), mask.long()
+
+    def packed(self, idx: torch.Tensor, pad_id: int, row_of: torch.Tensor) -> "PackedRows":
+        """Documents `idx` laid out in rows: document k goes into row `row_of[k]`, after the earlier ones there.
+
+        Position ids restart at 0 for every document, which transformers' causal
+        mask turns into a block-diagonal mask. A row's padding continues its last
+        document's positions: that document never attends to it (causal), and a
+        batch whose rows hold one document each keeps the plain causal mask.
+        """
+        lengths = self.lengths[idx]
+        perm = torch.argsort(row_of, stable=True)  # documents row by row, in idx order inside a row
+        rows, lens = row_of[perm], lengths[perm]
+        n_rows = int(rows.max()) + 1 if len(rows) else 0
+        row_len = torch.zeros(n_rows, dtype=torch.long).index_add_(0, rows, lens)
+        width = int(row_len.max()) if n_rows else 0
+        ends = torch.cumsum(lens, 0)
+        row_first = torch.cumsum(row_len, 0) - row_len  # flat offset where each row's documents begin
+        start_col = ends - lens - row_first[rows]
+        doc_of_token = torch.repeat_interleave(torch.arange(len(lens)), lens)
+        within = torch.arange(int(ends[-1]) if len(lens) else 0) - torch.repeat_interleave(ends - lens, lens)
+        target = (rows * width + start_col)[doc_of_token] + within
+        input_ids = torch.full((n_rows * width,), pad_id, dtype=torch.long)
+        input_ids[target] = self.tokens[self.offsets[idx][perm][doc_of_token] + within]
+        starts = torch.zeros(n_rows * width, dtype=torch.long)
+        starts[rows * width + start_col] = start_col
+        cols = torch.arange(width)
+        position_ids = cols - torch.cummax(starts.view(n_rows, width), dim=1).values
+        last = torch.empty_like(perm)
+        last[perm] = rows * width + start_col + lens - 1
+        return PackedRows(input_ids.view(n_rows, width), position_ids, (cols < row_len[:, None]).long(), last)
+
+
+@dataclass(frozen=True)
+class PackedRows:
+    """Several documents per row: token ids, per-document position ids and real-token mask [rows, width],
+    and each document's last token as a flat index into rows x width (in the documents' order)."""
+
+    input_ids: torch.Tensor
+    position_ids: torch.Tensor
+    mask: torch.Tensor
+    last_token: torch.Tensor
 
 
 def pad_batch(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,3 +164,71 @@ def padding_share(chunks: list[torch.Tensor], lengths: torch.Tensor) -> float:
     real = sum(int(lengths[c].sum()) for c in chunks)
     total = sum(len(c) * int(lengths[c].max()) for c in chunks)
     return 1 - real / total if total else 0.0
+
+
+@dataclass(frozen=True)
+class RowPacking:
+    """How to pack a minibatch's documents into rows (see `plan_rows`)."""
+
+    max_row_len: int
+    """No row longer than this (the backbone's context: padding continues a document's positions)."""
+    attention_span: float
+    """The row length at which attention costs as much as the rest of the model, per token."""
+
+
+def assign_rows(lengths: Sequence[int], n_rows: int) -> tuple[list[int], int]:
+    """Longest first, each document into the shortest row so far: (row of each document, longest row).
+
+    Greedy multiway partitioning (LPT): rows come out of nearly equal length,
+    the longest within one document of the mean, so a minibatch of rows padded
+    to the longest carries little padding.
+    """
+    heap = [(0, r) for r in range(n_rows)]
+    row_of = [0] * len(lengths)
+    for k in sorted(range(len(lengths)), key=lambda k: -lengths[k]):
+        load, r = heapq.heappop(heap)
+        row_of[k] = r
+        heapq.heappush(heap, (load + lengths[k], r))
+    return row_of, max(load for load, _ in heap)
+
+
+def row_counts_to_try(n_docs: int, least: int) -> list[int]:
+    """Every row count up to 64, then steps of ~5 %: the cost is flat there, and a batch of 512 stays cheap."""
+    counts, r = [], max(1, least)
+    while r <= n_docs:
+        counts.append(r)
+        r = r + 1 if r < 64 else max(r + 1, int(r * 1.05))
+    return counts or [n_docs]
+
+
+def plan_rows(lengths: Sequence[int], packing: RowPacking) -> torch.Tensor:
+    """The row of each document, for the row count that minimises padded tokens plus attention.
+
+    Rows of length L cost rows x L x (1 + L / attention_span) token-equivalents:
+    longer rows carry less padding but attend over more tokens (a packed row
+    computes attention over its whole width, masked). One row per document is the
+    plain right-padded layout, so packing never plans worse than padding.
+    """
+    lengths = [int(n) for n in lengths]
+    least = math.ceil(sum(lengths) / packing.max_row_len)
+    best = None
+    for n_rows in row_counts_to_try(len(lengths), least):
+        row_of, width = assign_rows(lengths, n_rows)
+        if width > packing.max_row_len and n_rows < len(lengths):
+            continue
+        cost = n_rows * width * (1 + width / packing.attention_span)
+        if best is None or cost < best[0]:
+            best = (cost, row_of)
+    return torch.tensor(best[1], dtype=torch.long)
+
+
+def split_for_packing(batch: torch.Tensor, lengths: torch.Tensor, token_budget: int) -> list[torch.Tensor]:
+    """As few minibatches as hold at most `token_budget` real tokens each, with alike length mixes.
+
+    Packed rows carry little padding, so one more minibatch only costs overhead:
+    the batch is split only where memory needs it, dealing the length-sorted
+    documents round-robin so every minibatch packs alike.
+    """
+    order = sort_by_length(batch, lengths)
+    n = min(len(order), max(1, math.ceil(int(lengths[order].sum()) / token_budget)))
+    return [order[i::n] for i in range(n)]

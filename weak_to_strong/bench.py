@@ -58,6 +58,9 @@ class BenchSettings:
     batch_size: int = 32
     minibatch_size: int | None = None
     """None: automatic length-grouped minibatches (as in train_simple)."""
+    pack: bool | None = None
+    """Several documents per row in automatic training minibatches (train.choose_packing); None: the trainer's
+    default (on CPU), False: right-padded rows, one document each. Eval never packs (measured: no gain)."""
     minibatch_tokens: int | None = None
     """Token budget of automatic minibatches; None: the trainer's default."""
     eval_tokens: int | None = None
@@ -238,7 +241,7 @@ def train_settings(settings: BenchSettings, precision: str, epochs: int = 1):
     from weak_to_strong.train import DEFAULT_MINIBATCH_TOKENS, TrainSettings
 
     return TrainSettings(batch_size=settings.batch_size, minibatch_size=settings.minibatch_size, epochs=epochs,
-                         lr=1e-5, precision=precision, seed=settings.seed,
+                         lr=1e-5, precision=precision, seed=settings.seed, pack=settings.pack,
                          minibatch_token_budget=settings.minibatch_tokens or DEFAULT_MINIBATCH_TOKENS)
 
 
@@ -373,6 +376,7 @@ def run_isolated(settings: BenchSettings, profile: bool) -> dict:
 
 TABLE_COLUMNS = [
     ("model", lambda r: r["model"] or r["arch"]), ("bs", "batch_size"), ("mb", lambda r: r["minibatch_size"] or "auto"),
+    ("pack", lambda r: {None: "auto", True: "on", False: "off"}[r.get("pack")]),
     ("prec", "precision_resolved"), ("train ex/s", "train_examples_per_s"), ("train tok/s", "train_tokens_per_s"),
     ("pad %", lambda r: 100 * r["train_pad_share"]), ("train GFLOP/s", lambda r: r["train_flops"] / 1e9),
     ("train MFU %", lambda r: 100 * r["train_mfu"]), ("eval ex/s", "eval_examples_per_s"),

@@ -32,21 +32,60 @@ class TransformerWithHead(nn.Module):
             self.backbone.requires_grad_(False)
         self.causal = is_causal(backbone)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, right_padded: bool = False) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, right_padded: bool = False,
+                position_ids: torch.Tensor | None = None, last_token: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [N, num_labels]. `right_padded`: the caller guarantees every row's padding is at its end.
 
         Then a causal backbone runs without the mask: real tokens never attend to
         the pads after them, so the pooled states are the same, and attention
         takes its unmasked causal path (flash attention on GPUs, no mask to build).
+        Packed rows (see `batching.PackedRows`, only where `supports_packing`):
+        `position_ids` restart at 0 per document, `attention_mask` marks real
+        tokens, and `last_token` is each document's last token as a flat index
+        into rows x columns; the logits are then one per document.
         """
-        backbone_mask = None if right_padded and self.causal else attention_mask
+        packed = position_ids is not None
+        backbone_mask = None if packed or (right_padded and self.causal) else attention_mask
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.linear_probe):
             # No KV cache: a classifier never generates, and filling one copies every layer's keys and values.
-            hidden = self.backbone(input_ids=input_ids, attention_mask=backbone_mask, use_cache=False).last_hidden_state
-        rows = torch.arange(hidden.shape[0], device=hidden.device)
-        pooled = hidden[rows, last_token_index(attention_mask)]
+            hidden = self.backbone(input_ids=input_ids, attention_mask=backbone_mask, position_ids=position_ids,
+                                   use_cache=False).last_hidden_state
+        if packed:
+            pooled = hidden.reshape(-1, hidden.shape[-1])[last_token]
+        else:
+            rows = torch.arange(hidden.shape[0], device=hidden.device)
+            pooled = hidden[rows, last_token_index(attention_mask)]
         with torch.autocast(hidden.device.type, enabled=False):  # the head stays float32 under autocast
             return self.score(pooled.float())
+
+
+PACKING_MODEL_TYPES = ("gpt2", "llama", "qwen2", "gpt_neox")
+"""Backbones whose transformers code builds its mask with `create_causal_mask` from the position ids: given
+position ids that restart per document and no attention mask, each document attends only to itself
+(tests/test_packing.py checks each against per-document logits). Remote-code models (e.g. Qwen v1) are not listed."""
+PACKING_ATTENTION = ("sdpa", "eager")
+"""Attention implementations that take that block-diagonal mask as is (flash kernels need varlen arguments)."""
+
+
+def supports_packing(model: nn.Module) -> bool:
+    """Whether several documents may share a row of this model (see `TransformerWithHead.forward`).
+
+    A listed architecture, transformers' own code for it (not remote code that
+    borrows the name), whose module builds masks with `create_causal_mask`, and an
+    attention implementation that takes the resulting mask.
+    """
+    import sys
+
+    if not isinstance(model, TransformerWithHead):
+        return False
+    backbone = model.backbone
+    backbone = backbone.get_base_model() if hasattr(backbone, "get_base_model") else backbone  # peft (LoRA)
+    module_name = type(backbone).__module__
+    config = backbone.config
+    return (model.causal and getattr(config, "model_type", None) in PACKING_MODEL_TYPES
+            and module_name.startswith("transformers.models.")
+            and hasattr(sys.modules.get(module_name), "create_causal_mask")
+            and getattr(config, "_attn_implementation", None) in PACKING_ATTENTION)
 
 
 def is_causal(backbone: nn.Module) -> bool:

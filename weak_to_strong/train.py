@@ -9,7 +9,8 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from weak_to_strong.batching import Examples, plan_minibatches, sort_by_length, split_chunks
+from weak_to_strong.batching import (Examples, RowPacking, plan_minibatches, plan_rows, sort_by_length,
+                                    split_chunks, split_for_packing)
 from weak_to_strong.distributed import DataParallel, Part
 from weak_to_strong.precision import autocast, make_grad_scaler
 
@@ -23,6 +24,11 @@ per-op overhead, the compute of ~60 tokens of a 3M-parameter model (fitted in be
 Elsewhere a minibatch costs kernel launches and syncs worth far more than its padding: automatic
 minibatches are then as few as the token budget allows."""
 DEFAULT_MINIBATCH_OVERHEAD = 1e15
+ATTENTION_SPAN_PER_WIDTH = 3
+"""Packed rows: per token, attention over a row of L tokens costs ~12 x width x L FLOPs a layer (forward and
+backward) against ~72 x width^2 for the rest of the layer, which would match at L = 6 x width; but masked
+attention runs at a fraction of the matmul rate on CPU, and 3 x width measured fastest (bench/RESULTS.md:
+61 % median MFU against 55 % at 6 x width and 58 % at 1.5 x width, width 256)."""
 
 
 @dataclass
@@ -41,6 +47,8 @@ class TrainSettings:
     """A resolved precision: fp32, bf16 or fp16 (see precision.py)."""
     minibatch_token_budget: int = DEFAULT_MINIBATCH_TOKENS
     """Automatic minibatches hold at most this many padded tokens (memory)."""
+    pack: bool | None = None
+    """Automatic minibatches only: several documents per row (see `choose_packing`). None: on CPU only."""
 
 
 def make_optimizer(params, name: str, lr: float) -> torch.optim.Optimizer:
@@ -88,13 +96,13 @@ def set_train_mode(model, with_dropout: bool) -> None:
 
 
 def use_sparse_embedding_grads(model, device) -> list[torch.nn.Embedding]:
-    """On CPU, accumulate trainable embedding tables' gradients sparsely: only the rows a minibatch used.
+    """On CPU, make trainable embedding tables' gradients sparse: only the rows a minibatch used.
 
     A dense embedding gradient is a fresh vocab x width tensor per minibatch
     (GPT-2: 50257 rows), which costs a small model more memory traffic than the
-    minibatch's whole forward and backward. `train_step` densifies the first
-    minibatch's gradient; later ones are added into it in place, row by row, so
-    memory stays one dense table however large the batch. Not under
+    minibatch's whole forward and backward. `EmbeddingGradTables` adds the sparse
+    rows into one dense table kept across steps, so the optimizer still sees the
+    dense gradient and memory stays one table however large the batch. Not under
     torch.distributed, whose gradient buckets are dense, and pointless on GPUs,
     where filling the table takes microseconds.
     Returns the switched modules (switch them back with `.sparse = False`).
@@ -109,12 +117,40 @@ def use_sparse_embedding_grads(model, device) -> list[torch.nn.Embedding]:
     return switched
 
 
-def densify_grads(optimizer: torch.optim.Optimizer) -> None:
-    """Sparse gradients become dense; autograd then adds later sparse ones into them in place."""
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            if p.grad is not None and p.grad.is_sparse:
-                p.grad = p.grad.to_dense()
+class EmbeddingGradTables:
+    """Dense gradient tables for sparse embedding gradients, kept all-zero between steps.
+
+    After each backward, `collect` adds every sparse gradient into its table and
+    notes the rows; `attach` hands the tables to the optimizer as dense gradients
+    (dense Adam then updates every row every step, as without sparse gradients);
+    `reset` zeroes just the noted rows. A table is allocated and zero-filled
+    once per run instead of once per step (the 50257 x width fill was ~6 % of a
+    small GPT-2's CPU step).
+    """
+
+    def __init__(self):
+        self.tables: dict[torch.Tensor, torch.Tensor] = {}
+        self.rows: dict[torch.Tensor, list[torch.Tensor]] = {}
+
+    def collect(self, optimizer: torch.optim.Optimizer) -> None:
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is not None and p.grad.is_sparse:
+                    if p not in self.tables:
+                        self.tables[p] = torch.zeros_like(p)
+                    rows = p.grad._indices()[0]  # uncoalesced: index_add_ sums repeated rows
+                    self.tables[p].index_add_(0, rows, p.grad._values())
+                    self.rows.setdefault(p, []).append(rows)
+                    p.grad = None
+
+    def attach(self) -> None:
+        for p in self.rows:
+            p.grad = self.tables[p]
+
+    def reset(self) -> None:
+        for p, rows in self.rows.items():
+            self.tables[p].index_fill_(0, torch.cat(rows), 0.0)
+        self.rows.clear()
 
 
 def non_embedding_params(model: torch.nn.Module) -> int:
@@ -144,15 +180,41 @@ def make_minibatches(examples: Examples, batch: torch.Tensor, minibatch_size: in
     return plan_minibatches(batch, examples.lengths, token_budget * world_size, overhead_tokens * world_size)
 
 
+def choose_packing(model, device, minibatch_size: int | None, pack: bool | None) -> RowPacking | None:
+    """How to pack documents into rows, or None for right-padded rows (one document each).
+
+    Only for automatic minibatches (a given minibatch size keeps its meaning:
+    that many documents a forward pass) and backbones that support it. By
+    default only on CPU: there every padded token costs its full compute and a
+    minibatch ~10 ms of overhead, while on GPUs padding costs little and a packed
+    (block-diagonal) mask would lose the flash-attention path.
+    """
+    from weak_to_strong.model import max_positions, supports_packing
+
+    if minibatch_size is not None or pack is False or (pack is None and torch.device(device).type != "cpu"):
+        return None
+    if not supports_packing(model):
+        return None
+    width = model.backbone.config.hidden_size
+    return RowPacking(max_row_len=max_positions(model) or 1024, attention_span=ATTENTION_SPAN_PER_WIDTH * width)
+
+
 def forward_minibatch(model, examples: Examples, idx: torch.Tensor, pad_id: int, device,
-                      precision: str = "fp32") -> torch.Tensor:
-    input_ids, mask = examples.padded(idx, pad_id)
+                      precision: str = "fp32", packing: RowPacking | None = None) -> torch.Tensor:
+    """Logits of documents `idx` in that order: right-padded rows, or (`packing`) packed rows."""
     with autocast(precision, torch.device(device)):
-        return model(input_ids.to(device, non_blocking=True), mask.to(device, non_blocking=True), right_padded=True)
+        if packing is None:
+            input_ids, mask = examples.padded(idx, pad_id)
+            return model(input_ids.to(device, non_blocking=True), mask.to(device, non_blocking=True),
+                         right_padded=True)
+        rows = examples.packed(idx, pad_id, plan_rows(examples.lengths[idx].tolist(), packing))
+        return model(rows.input_ids.to(device, non_blocking=True), rows.mask.to(device, non_blocking=True),
+                     position_ids=rows.position_ids.to(device, non_blocking=True),
+                     last_token=rows.last_token.to(device, non_blocking=True))
 
 
 def batch_loss_stats(model, examples, parts: list[Part], loss_fn, pad_id, device, precision: str = "fp32",
-                     dp: DataParallel = ONE_PROCESS) -> dict | None:
+                     dp: DataParallel = ONE_PROCESS, packing: RowPacking | None = None) -> dict | None:
     """Batch-level loss statistics over the whole (global) batch, if the loss needs them.
 
     A gradient-free pass over this rank's parts, gathered over ranks.
@@ -160,7 +222,7 @@ def batch_loss_stats(model, examples, parts: list[Part], loss_fn, pad_id, device
     if not loss_fn.needs_batch_stats or (len(parts) == 1 and dp.world_size == 1):
         return None  # a single minibatch computes them from its own logits
     with torch.no_grad():
-        logits = torch.cat([forward_minibatch(model, examples, p.indices, pad_id, device, precision)[: p.n_real]
+        logits = torch.cat([forward_minibatch(model, examples, p.indices, pad_id, device, precision, packing)[: p.n_real]
                             for p in parts])
     labels = torch.cat([examples.labels[p.real] for p in parts]).to(device)
     return loss_fn.batch_stats(dp.gather_rows(logits), dp.gather_rows(labels))
@@ -170,33 +232,47 @@ def train_step(model, examples: Examples, batch: torch.Tensor, loss_fn, optimize
                minibatch_size: int | None, step_frac: float, pad_id: int, device, precision: str = "fp32",
                scaler: torch.amp.GradScaler | None = None,
                minibatch_token_budget: int = DEFAULT_MINIBATCH_TOKENS,
-               minibatch_overhead_tokens: int | None = None, dp: DataParallel = ONE_PROCESS) -> float:
+               minibatch_overhead_tokens: int | None = None, dp: DataParallel = ONE_PROCESS,
+               packing: RowPacking | None = None, embedding_grads: EmbeddingGradTables | None = None) -> float:
     """One optimizer step over a batch, accumulated over minibatches (this rank's share of them).
 
     Each minibatch's mean loss is weighted by its share of the batch, so the
     update equals the full-batch update while memory scales with the minibatch.
     The loss is read back once per step, not per minibatch (a device sync).
+    With `packing` (automatic minibatches only), each rank packs the documents
+    dealt to it into rows. Sparse embedding gradients are gathered in
+    `embedding_grads` (kept by the caller across steps; else fresh per step).
     """
     scaler = scaler or make_grad_scaler("fp32", torch.device(device))
-    if minibatch_size is None and minibatch_overhead_tokens is None:
-        minibatch_overhead_tokens = estimate_minibatch_overhead(model, device)
-    parts = dp.deal(make_minibatches(examples, batch, minibatch_size, minibatch_token_budget,
-                                     minibatch_overhead_tokens, dp.world_size))
-    stats = batch_loss_stats(model, examples, parts, loss_fn, pad_id, device, precision, dp)
+    if embedding_grads is None:
+        embedding_grads = EmbeddingGradTables()
+    if packing is not None and minibatch_size is None:
+        # Split only where memory needs it; under torchrun the budget is per rank, each minibatch dealt over ranks.
+        minibatches = split_for_packing(batch, examples.lengths, minibatch_token_budget * dp.world_size)
+    else:
+        packing = None
+        if minibatch_size is None and minibatch_overhead_tokens is None:
+            minibatch_overhead_tokens = estimate_minibatch_overhead(model, device)
+        minibatches = make_minibatches(examples, batch, minibatch_size, minibatch_token_budget,
+                                       minibatch_overhead_tokens, dp.world_size)
+    parts = dp.deal(minibatches)
+    stats = batch_loss_stats(model, examples, parts, loss_fn, pad_id, device, precision, dp, packing)
     total = torch.zeros((), device=device)
     for i, part in enumerate(parts):
         with dp.gradient_sync(model, enabled=i == len(parts) - 1):
-            logits = forward_minibatch(model, examples, part.indices, pad_id, device, precision)[: part.n_real]
+            logits = forward_minibatch(model, examples, part.indices, pad_id, device, precision, packing)[: part.n_real]
             labels = examples.labels[part.real].to(device)
             loss = loss_fn(logits, labels, step_frac, stats) * (part.n_real / len(batch)) if part.n_real \
                 else logits.sum() * 0.0  # a placeholder joins the collectives with zero gradient
             scaler.scale(loss * dp.grad_scale).backward()
-            densify_grads(optimizer)
+            embedding_grads.collect(optimizer)
         total += loss.detach()
+    embedding_grads.attach()
     scaler.step(optimizer)
     scaler.update()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
+    embedding_grads.reset()
     return dp.sum(total.item())
 
 
@@ -217,6 +293,8 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
     set_train_mode(model, settings.train_with_dropout)
     sparse_embeddings = use_sparse_embedding_grads(model, device)
     overhead_tokens = estimate_minibatch_overhead(model, device)
+    packing = choose_packing(dp.unwrap(model), device, settings.minibatch_size, settings.pack)
+    embedding_grads = EmbeddingGradTables()
     step = 0
     with tqdm(total=total_steps, desc="train", **dp.progress_options()) as bar:
         for epoch in range(settings.epochs):
@@ -224,7 +302,8 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
                 lr = scheduler.get_last_lr()[0]
                 loss = train_step(model, examples, batch, loss_fn, optimizer, scheduler,
                                   settings.minibatch_size, step / total_steps, pad_id, device,
-                                  settings.precision, scaler, settings.minibatch_token_budget, overhead_tokens, dp)
+                                  settings.precision, scaler, settings.minibatch_token_budget, overhead_tokens, dp, packing,
+                                  embedding_grads)
                 step += 1
                 logger.log({"step": step, "epoch": epoch, "loss": loss, "lr": lr})
                 bar.set_postfix(loss=f"{loss:.4f}")
