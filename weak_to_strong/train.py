@@ -196,7 +196,8 @@ def choose_packing(model, device, minibatch_size: int | None, pack: bool | None)
     if not supports_packing(model):
         return None
     width = model.backbone.config.hidden_size
-    return RowPacking(max_row_len=max_positions(model) or 1024, attention_span=ATTENTION_SPAN_PER_WIDTH * width)
+    return RowPacking(max_row_len=max_positions(model.backbone.config) or 1024,
+                      attention_span=ATTENTION_SPAN_PER_WIDTH * width)
 
 
 def forward_minibatch(model, examples: Examples, idx: torch.Tensor, pad_id: int, device,
