@@ -84,6 +84,9 @@ def test_cli_runs_rows_in_fresh_processes_and_writes_json(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "weak_to_strong.bench", "--precision=fp8"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown precision 'fp8'" in bad.stderr
+    usage = subprocess.run([sys.executable, "-m", "weak_to_strong.bench", "--help"],
+                           capture_output=True, text=True, timeout=120)
+    assert usage.returncode == 0 and "--minibatch_size" in usage.stdout and "--precision" in usage.stdout
 
 
 def test_packed_rows_count_real_and_padded_tokens():

@@ -410,13 +410,32 @@ def run_bench(out: str = "bench_results.json", profile: bool = False, isolate: b
 
 
 def main(out: str = "bench_results.json", profile: bool = False, isolate: bool = True, **flags) -> None:
-    """fire entry point (returns nothing, so fire prints nothing more)."""
-    from weak_to_strong.cli import exit_on_user_error
+    """Time the project's training and eval loops; comma lists (--minibatch_size=4,8,None) give one row each.
+
+    Prints a table and writes the rows as JSON to --out (see bench/RESULTS.md for measured numbers).
+    """
+    from weak_to_strong.cli import exit_on_user_error  # returns nothing, so fire prints nothing more
 
     exit_on_user_error(run_bench)(out, profile, isolate, **flags)
+
+
+def expose_bench_flags() -> None:
+    """main's signature lists BenchSettings' fields, so --help shows every flag with its default."""
+    import inspect
+
+    from weak_to_strong.cli import keyword_params
+
+    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in inspect.signature(main).parameters.values()
+           if p.kind != inspect.Parameter.VAR_KEYWORD]
+    flags = inspect.Parameter("flags", inspect.Parameter.VAR_KEYWORD)
+    main.__signature__ = inspect.Signature(own + keyword_params(BenchSettings) + [flags])
 
 
 if __name__ == "__main__":
     import fire
 
+    from weak_to_strong.cli import route_help_to_fire
+
+    expose_bench_flags()
+    route_help_to_fire()
     fire.Fire(main)

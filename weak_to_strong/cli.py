@@ -79,6 +79,17 @@ def train_weak_to_strong(**flags) -> None:
     run_weak_to_strong(w2s, base)
 
 
+def keyword_params(cls) -> list[inspect.Parameter]:
+    """A dataclass's fields as keyword-only parameters (with their defaults), for a fire signature."""
+    return [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in inspect.signature(cls).parameters.values()]
+
+
+def route_help_to_fire() -> None:
+    """fire would hand --help to a **flags entry point; send it to fire's own help instead."""
+    if any(a in ("--help", "-h") for a in sys.argv[1:]) and "--" not in sys.argv:
+        sys.argv = [a for a in sys.argv if a not in ("--help", "-h")] + ["--", "--help"]
+
+
 def expose_config_flags() -> None:
     """Give the entry points RunConfig's signature, so fire lists its flags in --help and rejects unknown ones."""
     from weak_to_strong.config import RunConfig
@@ -86,8 +97,8 @@ def expose_config_flags() -> None:
     from weak_to_strong.sweep import SweepOptions
 
     keyword = inspect.Parameter.KEYWORD_ONLY
-    config_params = [p.replace(kind=keyword) for p in inspect.signature(RunConfig).parameters.values()]
-    sweep_params = [p.replace(kind=keyword) for p in inspect.signature(SweepOptions).parameters.values()]
+    config_params = keyword_params(RunConfig)
+    sweep_params = keyword_params(SweepOptions)
     # A trailing **flags makes fire hand unknown flags to us (we reject them before any work) rather
     # than calling the command first and complaining afterwards.
     flags = inspect.Parameter("flags", inspect.Parameter.VAR_KEYWORD)
@@ -103,9 +114,7 @@ def main(command: str | None = None) -> None:
     import fire
 
     expose_config_flags()
-    # fire would hand --help to **flags; send it to fire's own help instead.
-    if any(a in ("--help", "-h") for a in sys.argv[1:]) and "--" not in sys.argv:
-        sys.argv = [a for a in sys.argv if a not in ("--help", "-h")] + ["--", "--help"]
+    route_help_to_fire()
     commands = {"train_simple": train_simple, "sweep": sweep, "train_weak_to_strong": train_weak_to_strong}
     fire.Fire(commands[command] if command else commands)
 
