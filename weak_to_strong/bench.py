@@ -377,7 +377,7 @@ def run_isolated(settings: BenchSettings, profile: bool) -> dict:
 TABLE_COLUMNS = [
     ("model", lambda r: r["model"] or r["arch"]), ("bs", "batch_size"), ("mb", lambda r: r["minibatch_size"] or "auto"),
     ("pack", lambda r: {None: "auto", True: "on", False: "off"}[r.get("pack")]),
-    ("prec", "precision_resolved"), ("train ex/s", "train_examples_per_s"), ("train tok/s", "train_tokens_per_s"),
+    ("prec", "precision_resolved"), ("compile", lambda r: "on" if r["compile"] else "off"), ("train ex/s", "train_examples_per_s"), ("train tok/s", "train_tokens_per_s"),
     ("pad %", lambda r: 100 * r["train_pad_share"]), ("train GFLOP/s", lambda r: r["train_flops"] / 1e9),
     ("train MFU %", lambda r: 100 * r["train_mfu"]), ("eval ex/s", "eval_examples_per_s"),
     ("eval MFU %", lambda r: 100 * r["eval_mfu"]), ("eval/train", "eval_over_train"),
