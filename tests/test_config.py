@@ -25,7 +25,7 @@ def test_short_keys_are_unique_and_cover_result_fields():
 def test_non_result_fields_are_left_out():
     names = set(result_dict(RunConfig()))
     for name in ("force_retrain", "minibatch_size_per_device", "results_folder", "sweep_subfolder", "sync_command",
-                 "data_dir", "save_model", "eval_every"):
+                 "data_dir", "save_model", "eval_every", "pack"):
         assert name not in names
     assert config_name(RunConfig(minibatch_size_per_device=4)) == config_name(RunConfig())
 
@@ -85,6 +85,7 @@ def test_weak_labels_path_runs_are_named_by_their_labels(tmp_path):
     (dict(n_docs=1), "--n_docs=1 is too small to split"),
     (dict(batch_size=0), "--batch_size must be a positive integer"),
     (dict(lr=-1.0), "--lr must be a positive number"),
+    (dict(pack="maybe"), "--pack must be True or False, got 'maybe'"),
 ])
 def test_bad_config_raises_a_clear_error(flags, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("-", r"\-")):

@@ -85,6 +85,23 @@ def test_same_seed_gives_identical_weak_labels(tiny_flags, tmp_path):
     assert wa["soft_label"] == wb["soft_label"] and wa["id"] == wb["id"]
 
 
+def test_pack_flag_changes_speed_not_results(tiny_flags, tmp_path):
+    """--pack=False (one document per row) and the CPU default (packed rows): the same run up to float rounding."""
+    import torch
+
+    runs = {pack: RunConfig(**{**tiny_flags, "pack": pack, "results_folder": str(tmp_path / str(pack))})
+            for pack in (None, False)}
+    for cfg in runs.values():
+        run_train_simple(cfg)
+    packed, padded = (load_from_disk(str(results.run_dir(runs[p]) / "weak_labels")) for p in (None, False))
+    assert packed["id"] == padded["id"]
+    assert torch.allclose(torch.tensor(packed["soft_label"]), torch.tensor(padded["soft_label"]), atol=1e-4)
+    losses = [[json.loads(line)["loss"] for line in (results.run_dir(runs[p]) / results.LOG_FILE).open()
+               if '"loss"' in line] for p in (None, False)]
+    assert len(losses[0]) == len(losses[1]) > 0
+    assert torch.allclose(torch.tensor(losses[0]), torch.tensor(losses[1]), atol=1e-5)
+
+
 def test_save_model_writes_weights(tiny_flags):
     cfg = RunConfig(**tiny_flags, save_model=True)
     run_train_simple(cfg)

@@ -61,6 +61,9 @@ class RunConfig:
     minibatch_size_per_device: int | None = None
     """None: automatic, length-grouped minibatches within the model's memory budget (only memory and speed
     depend on it)."""
+    pack: bool | None = None
+    """Automatic minibatches: several documents per row where the backbone supports it (see README,
+    Performance). None: on CPU only. Only speed depends on it."""
     compile: bool = False
     """torch.compile the backbone (faster steps after a compile of tens of seconds)."""
     gradient_checkpointing: bool | None = None
@@ -131,6 +134,9 @@ def validate_config(cfg: RunConfig) -> None:
             f"--batch_size={cfg.batch_size} is not a multiple of --minibatch_size_per_device="
             f"{cfg.minibatch_size_per_device}"
         )
+    for name in ("pack", "fsdp", "gradient_checkpointing"):
+        if getattr(cfg, name) not in (None, True, False):
+            raise ValueError(f"--{name} must be True or False, got {getattr(cfg, name)!r}")
     if cfg.n_docs < 2:
         raise ValueError(f"--n_docs={cfg.n_docs} is too small to split into two halves (need at least 2)")
 

@@ -165,7 +165,7 @@ def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, dp: Da
     settings = TrainSettings(batch_size=cfg.batch_size, minibatch_size=cfg.minibatch_size_per_device,
                              epochs=cfg.epochs, lr=cfg.lr, optim=cfg.optim, lr_schedule=cfg.lr_schedule, seed=cfg.seed,
                              train_with_dropout=cfg.train_with_dropout, eval_every=cfg.eval_every,
-                             precision=cfg.precision, minibatch_token_budget=minibatch_tokens)
+                             precision=cfg.precision, minibatch_token_budget=minibatch_tokens, pack=cfg.pack)
     logger.log({"precision": cfg.precision, "device": str(device)})
     start = time.time()
     train_model(model, train_ex, make_loss(cfg.loss), settings, device, pad_id, logger, evaluate, dp)
