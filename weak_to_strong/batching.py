@@ -159,13 +159,6 @@ def chunk_by_tokens(order: torch.Tensor, lengths: torch.Tensor, token_budget: in
     return chunks
 
 
-def padding_share(chunks: list[torch.Tensor], lengths: torch.Tensor) -> float:
-    """Share of padded positions over the (rows x longest) rectangles of these chunks."""
-    real = sum(int(lengths[c].sum()) for c in chunks)
-    total = sum(len(c) * int(lengths[c].max()) for c in chunks)
-    return 1 - real / total if total else 0.0
-
-
 @dataclass(frozen=True)
 class RowPacking:
     """How to pack a minibatch's documents into rows (see `plan_rows`)."""

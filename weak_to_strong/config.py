@@ -164,14 +164,15 @@ def use_fsdp(cfg: RunConfig) -> bool:
     return get_model_spec(cfg.model_size).fsdp if cfg.fsdp is None else bool(cfg.fsdp)
 
 
-def token_budgets(cfg: RunConfig, max_ctx: int) -> tuple[int, int]:
+def token_budgets(cfg: RunConfig) -> tuple[int, int]:
     """Padded tokens per automatic training minibatch and per eval batch.
 
     What the registry's minibatch and eval batch sizes hold at the longest
-    allowed document: the same memory, spent on more documents when they are short.
+    allowed document (`cfg.max_ctx`, as resolved for the model): the same memory,
+    spent on more documents when they are short.
     """
     spec = get_model_spec(cfg.model_size)
-    return spec.minibatch_size * max_ctx, spec.eval_batch_size * max_ctx
+    return spec.minibatch_size * cfg.max_ctx, spec.eval_batch_size * cfg.max_ctx
 
 
 def weak_run_config(cfg: RunConfig) -> RunConfig:

@@ -7,7 +7,9 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from weak_to_strong.batching import Examples, chunk_by_tokens, sort_by_length, split_chunks
+from dataclasses import dataclass, field
+
+from weak_to_strong.batching import Examples, RowPacking, chunk_by_tokens, plan_rows, sort_by_length, split_chunks
 from weak_to_strong.distributed import DataParallel
 from weak_to_strong.precision import autocast
 
@@ -15,6 +17,35 @@ ONE_PROCESS = DataParallel()
 CPU_EVAL_BATCH_BYTES = 16 * 2**20
 """On CPU, eval batches whose MLP activations (4 x hidden floats per token) outgrow ~16 MB fall out of
 cache and run slower: 65% of the matmul peak at 4096 tokens of a width-256 model, 42% at 32768."""
+
+
+@dataclass(frozen=True)
+class DocumentLayout:
+    """Model inputs for some documents: token ids and real-token mask, plus keyword inputs (packing, padding)."""
+
+    input_ids: torch.Tensor
+    mask: torch.Tensor
+    extra: dict = field(default_factory=dict)
+
+
+def lay_out_documents(examples: Examples, idx: torch.Tensor, pad_id: int,
+                      packing: RowPacking | None = None) -> DocumentLayout:
+    """Documents `idx` as right-padded rows (one document each), or with `packing` several to a row."""
+    if packing is None:
+        input_ids, mask = examples.padded(idx, pad_id)
+        return DocumentLayout(input_ids, mask, {"right_padded": True})
+    rows = examples.packed(idx, pad_id, plan_rows(examples.lengths[idx].tolist(), packing))
+    return DocumentLayout(rows.input_ids, rows.mask, {"position_ids": rows.position_ids, "last_token": rows.last_token})
+
+
+def forward_documents(model, layout: DocumentLayout, device, precision: str = "fp32") -> torch.Tensor:
+    """Logits of the laid-out documents, in their order, under the run's autocast."""
+    def to_device(x):
+        return x.to(device, non_blocking=True) if torch.is_tensor(x) else x
+
+    with autocast(precision, torch.device(device)):
+        return model(to_device(layout.input_ids), to_device(layout.mask),
+                     **{k: to_device(v) for k, v in layout.extra.items()})
 
 
 def eval_token_budget(memory_tokens: int, hidden_size: int, device) -> int:
@@ -44,10 +75,9 @@ def predict_probs(model, examples: Examples, batch_size: int, device: torch.devi
     grad_free = torch.inference_mode if dp.world_size == 1 else torch.no_grad
     rows, row_probs = [torch.empty(0, dtype=torch.long)], [torch.empty((0, 2))]
     for part in tqdm(dp.deal(chunks), desc=desc, leave=False, **dp.progress_options()):
-        input_ids, mask = examples.padded(part.indices, pad_id)
-        with grad_free(), autocast(precision, torch.device(device)):
-            logits = model(input_ids.to(device, non_blocking=True), mask.to(device, non_blocking=True),
-                           right_padded=True)[: part.n_real]
+        with grad_free():
+            logits = forward_documents(model, lay_out_documents(examples, part.indices, pad_id), device,
+                                       precision)[: part.n_real]
         rows.append(part.real)
         row_probs.append(torch.softmax(logits.float(), dim=-1).cpu())
     probs = torch.empty((len(examples), 2), dtype=torch.float32)

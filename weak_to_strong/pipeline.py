@@ -112,9 +112,10 @@ def run_train_simple(cfg: RunConfig) -> dict:
         return summary
     weak_labels = dp.main_first(lambda: find_weak_labels(cfg)) if is_transfer(cfg) else None
     config = result_dict(cfg)
+    defaults = with_defaults(cfg)
     fsdp = use_fsdp(cfg) and dp.world_size > 1
     if fsdp:
-        check_fsdp_optimizer(with_defaults(cfg).optim)
+        check_fsdp_optimizer(defaults.optim)
     spec = get_model_spec(cfg.model_size)
     seed_everything(cfg.seed)
     # Rank 0 fetches (or builds) the model files first; the other ranks then find them in place.
@@ -125,11 +126,11 @@ def run_train_simple(cfg: RunConfig) -> dict:
     data = dp.main_first(lambda: load_run_data(cfg, tokenizer, max_ctx, weak_labels))
     model = load_model(spec, dp.device, linear_probe=cfg.linear_probe, gradient_checkpointing=cfg.gradient_checkpointing,
                        load_device=dp.load_device(fsdp))
-    model = add_lora(model, with_defaults(cfg).lora_rank)
+    model = add_lora(model, defaults.lora_rank)
     if cfg.compile:
         model.backbone.compile(dynamic=True)  # in place: parameter names and the saved state_dict stay the same
     # Resolved for this device and model: what the run actually uses.
-    resolved = replace(with_defaults(cfg), precision=resolve_precision(cfg.precision, dp.device), max_ctx=max_ctx)
+    resolved = replace(defaults, precision=resolve_precision(cfg.precision, dp.device), max_ctx=max_ctx)
     model = dp.wrap(model, fsdp=fsdp)
 
     if dp.is_main:
@@ -152,7 +153,7 @@ def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, dp: Da
     """Train, evaluate, label the held-out half; every rank computes, rank 0 writes."""
     train_ex, test_ex = Examples.from_dataset(data.train), Examples.from_dataset(data.test)
     device = dp.device
-    minibatch_tokens, eval_tokens = token_budgets(cfg, cfg.max_ctx)
+    minibatch_tokens, eval_tokens = token_budgets(cfg)
     eval_tokens = eval_token_budget(eval_tokens, dp.unwrap(model).backbone.config.hidden_size, device)
     eval_batch = get_model_spec(cfg.model_size).eval_batch_size
 

@@ -227,10 +227,15 @@ def load_runs(results_folder: str | Path) -> tuple[list[dict], list[dict]]:
     """Every finished run under a results folder (train_simple.py, sweep.py and train_weak_to_strong.py
     all write the same layout), one row each, and the run folders that could not be read as
     [{"path", "problem"}]."""
+    return read_each(find_run_dirs(check_results_folder(results_folder)), lambda path: [read_run(path)])
+
+
+def read_each(paths, read) -> tuple[list[dict], list[dict]]:
+    """The rows `read(path)` gives for every path, and the paths it refused (ValueError) as {"path", "problem"}."""
     rows, problems = [], []
-    for path in find_run_dirs(check_results_folder(results_folder)):
+    for path in paths:
         try:
-            rows.append(read_run(path))
+            rows.extend(read(path))
         except ValueError as e:
             problems.append({"path": str(path), "problem": str(e)})
     return rows, problems
@@ -257,13 +262,7 @@ def load_pair_summaries(results_folder: str | Path) -> tuple[list[dict], list[di
     """Every `<weak>_<strong>.results_summary.json` under a results folder, one row per (pair, loss):
     ds_name, seed, weak/strong model size, loss, weak_acc, strong_acc, transfer_acc, setting, path;
     and the files that could not be read as [{"path", "problem"}]."""
-    rows, problems = [], []
-    for path in sorted(check_results_folder(results_folder).rglob(f"*{PAIR_SUMMARY_SUFFIX}")):
-        try:
-            rows.extend(read_pair_summary(path))
-        except ValueError as e:
-            problems.append({"path": str(path), "problem": str(e)})
-    return rows, problems
+    return read_each(sorted(check_results_folder(results_folder).rglob(f"*{PAIR_SUMMARY_SUFFIX}")), read_pair_summary)
 
 
 # ---------------------------------------------------------------- analysis outputs

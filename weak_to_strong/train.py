@@ -9,10 +9,11 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from weak_to_strong.batching import (Examples, RowPacking, plan_minibatches, plan_rows, sort_by_length,
-                                    split_chunks, split_for_packing)
+from weak_to_strong.batching import (Examples, RowPacking, plan_minibatches, sort_by_length, split_chunks,
+                                    split_for_packing)
 from weak_to_strong.distributed import DataParallel, Part
-from weak_to_strong.precision import autocast, make_grad_scaler
+from weak_to_strong.eval import DocumentLayout, forward_documents, lay_out_documents
+from weak_to_strong.precision import make_grad_scaler
 
 ONE_PROCESS = DataParallel()
 LR_SCHEDULES = ("cosine_anneal", "constant")
@@ -200,31 +201,17 @@ def choose_packing(model, device, minibatch_size: int | None, pack: bool | None)
                       attention_span=ATTENTION_SPAN_PER_WIDTH * width)
 
 
-def forward_minibatch(model, examples: Examples, idx: torch.Tensor, pad_id: int, device,
-                      precision: str = "fp32", packing: RowPacking | None = None) -> torch.Tensor:
-    """Logits of documents `idx` in that order: right-padded rows, or (`packing`) packed rows."""
-    with autocast(precision, torch.device(device)):
-        if packing is None:
-            input_ids, mask = examples.padded(idx, pad_id)
-            return model(input_ids.to(device, non_blocking=True), mask.to(device, non_blocking=True),
-                         right_padded=True)
-        rows = examples.packed(idx, pad_id, plan_rows(examples.lengths[idx].tolist(), packing))
-        return model(rows.input_ids.to(device, non_blocking=True), rows.mask.to(device, non_blocking=True),
-                     position_ids=rows.position_ids.to(device, non_blocking=True),
-                     last_token=rows.last_token.to(device, non_blocking=True))
-
-
-def batch_loss_stats(model, examples, parts: list[Part], loss_fn, pad_id, device, precision: str = "fp32",
-                     dp: DataParallel = ONE_PROCESS, packing: RowPacking | None = None) -> dict | None:
+def batch_loss_stats(model, examples, parts: list[Part], layouts: list[DocumentLayout], loss_fn, device,
+                     precision: str = "fp32", dp: DataParallel = ONE_PROCESS) -> dict | None:
     """Batch-level loss statistics over the whole (global) batch, if the loss needs them.
 
-    A gradient-free pass over this rank's parts, gathered over ranks.
+    A gradient-free pass over this rank's parts (laid out as `layouts`), gathered over ranks.
     """
     if not loss_fn.needs_batch_stats or (len(parts) == 1 and dp.world_size == 1):
         return None  # a single minibatch computes them from its own logits
     with torch.no_grad():
-        logits = torch.cat([forward_minibatch(model, examples, p.indices, pad_id, device, precision, packing)[: p.n_real]
-                            for p in parts])
+        logits = torch.cat([forward_documents(model, layout, device, precision)[: p.n_real]
+                            for p, layout in zip(parts, layouts)])
     labels = torch.cat([examples.labels[p.real] for p in parts]).to(device)
     return loss_fn.batch_stats(dp.gather_rows(logits), dp.gather_rows(labels))
 
@@ -257,11 +244,13 @@ def train_step(model, examples: Examples, batch: torch.Tensor, loss_fn, optimize
         minibatches = make_minibatches(examples, batch, minibatch_size, minibatch_token_budget,
                                        minibatch_overhead_tokens, dp.world_size)
     parts = dp.deal(minibatches)
-    stats = batch_loss_stats(model, examples, parts, loss_fn, pad_id, device, precision, dp, packing)
+    # Laid out once: the statistics pass (logconf) and the training pass see the same rows.
+    layouts = [lay_out_documents(examples, part.indices, pad_id, packing) for part in parts]
+    stats = batch_loss_stats(model, examples, parts, layouts, loss_fn, device, precision, dp)
     total = torch.zeros((), device=device)
-    for i, part in enumerate(parts):
+    for i, (part, layout) in enumerate(zip(parts, layouts)):
         with dp.gradient_sync(model, enabled=i == len(parts) - 1):
-            logits = forward_minibatch(model, examples, part.indices, pad_id, device, precision, packing)[: part.n_real]
+            logits = forward_documents(model, layout, device, precision)[: part.n_real]
             labels = examples.labels[part.real].to(device)
             loss = loss_fn(logits, labels, step_frac, stats) * (part.n_real / len(batch)) if part.n_real \
                 else logits.sum() * 0.0  # a placeholder joins the collectives with zero gradient
