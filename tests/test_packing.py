@@ -7,7 +7,8 @@ import torch
 from transformers import (AutoModel, GPT2Config, GPTNeoXConfig, LlamaConfig, Qwen2Config)
 
 from weak_to_strong import batching
-from weak_to_strong.batching import Examples, RowPacking, assign_rows, plan_rows, split_for_packing
+from weak_to_strong.batching import (PLAN_TOLERANCE, Examples, RowPacking, assign_rows, balance_rows, plan_rows,
+                                    split_for_packing)
 from weak_to_strong.logger import NullLogger
 from weak_to_strong.loss import make_loss
 from weak_to_strong.model import supports_packing, wrap_backbone
@@ -88,7 +89,32 @@ def test_assign_rows_balances_and_plan_rows_respects_the_row_length():
     row_of = plan_rows(lengths, RowPacking(2000, attention_span=1))
     loads = torch.zeros(int(row_of.max()) + 1, dtype=torch.long).index_add_(0, row_of, torch.tensor(lengths))
     assert loads.max() <= 1.2 * max(lengths) and len(loads) < len(lengths)
-    assert set(plan_rows(lengths, RowPacking(2000, attention_span=10**9)).tolist()) == {0}
+    # Free attention: only padding counts, and a plan within PLAN_TOLERANCE of none is taken.
+    row_of = plan_rows(lengths, RowPacking(2000, attention_span=10**9))
+    loads = torch.zeros(int(row_of.max()) + 1, dtype=torch.long).index_add_(0, row_of, torch.tensor(lengths))
+    assert len(loads) * loads.max() <= (1 + PLAN_TOLERANCE) * sum(lengths)
+
+
+def test_balance_rows_shortens_the_longest_row_that_greedy_leaves():
+    # Greedy puts 3 | 3 first, then 2, 2, 2 on the shorter row each time: rows of 7 and 5; 6 and 6 exists.
+    row_of, longest = assign_rows([3, 3, 2, 2, 2], 2)
+    assert longest == 6 and sorted(row_of) in ([0, 0, 1, 1, 1], [0, 0, 0, 1, 1])
+    shortened = 0
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(30):
+        lengths = torch.randint(20, 61, (32,), generator=gen).tolist()
+        n_rows = int(torch.randint(8, 17, (1,), generator=gen))
+        greedy = [0] * len(lengths)
+        loads = [0] * n_rows
+        for k in sorted(range(len(lengths)), key=lambda k: -lengths[k]):
+            greedy[k] = min(range(n_rows), key=lambda r: (loads[r], r))
+            loads[greedy[k]] += lengths[k]
+        row_of, longest = balance_rows(lengths, greedy, n_rows)
+        balanced = [sum(n for n, r in zip(lengths, row_of) if r == row) for row in range(n_rows)]
+        assert max(balanced) == longest <= max(loads)  # every document placed once, the longest row no longer
+        assert sum(balanced) == sum(lengths) and all(0 <= r < n_rows for r in row_of)
+        shortened += longest < max(loads)
+    assert shortened >= 10
 
 
 def test_split_for_packing_keeps_the_batch_and_splits_only_for_memory():

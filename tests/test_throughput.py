@@ -357,15 +357,23 @@ def test_gradient_checkpointing_recomputes_while_training_without_dropout(toy):
 def test_model_is_backbone_and_head_only_with_fused_gelu(toy):
     from transformers.activations import GELUTanh, NewGELUActivation
 
+    from weak_to_strong.model import TanhGELU, gelu_tanh_by_sigmoid
+
     tokenizer, model = toy
     names = [name for name, _ in model.named_parameters()]
     assert all(n.startswith("backbone.") or n == "score.weight" for n in names)
     assert not any("lm_head" in n for n in names)
     assert model.backbone.config._attn_implementation == "sdpa"
-    acts = [m for m in model.modules() if isinstance(m, (GELUTanh, NewGELUActivation))]
-    assert acts and all(type(m) is GELUTanh for m in acts)
-    x = torch.randn(64) * 4
-    torch.testing.assert_close(GELUTanh()(x), NewGELUActivation()(x), rtol=1e-5, atol=1e-6)
+    acts = [m for m in model.modules() if isinstance(m, (GELUTanh, NewGELUActivation, TanhGELU))]
+    assert acts and all(type(m) is TanhGELU for m in acts)
+    x = (torch.randn(4096) * 4).requires_grad_(True)
+    reference = NewGELUActivation()(x)
+    torch.testing.assert_close(TanhGELU()(x), reference, rtol=1e-5, atol=1e-6)
+    # The form torch.compile gets on CPU: same values and gradients.
+    torch.testing.assert_close(gelu_tanh_by_sigmoid(x), reference, rtol=1e-5, atol=1e-6)
+    grad_ref, = torch.autograd.grad(reference.sum(), x)
+    grad_sig, = torch.autograd.grad(gelu_tanh_by_sigmoid(x).sum(), x)
+    torch.testing.assert_close(grad_sig, grad_ref, rtol=1e-5, atol=1e-5)
 
 
 def test_right_padded_causal_batches_skip_the_mask_with_the_same_logits(toy):

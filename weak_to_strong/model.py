@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -140,7 +142,7 @@ def wrap_backbone(backbone: nn.Module, device: torch.device, linear_probe: bool 
 
 
 def use_fused_gelu(backbone: nn.Module) -> None:
-    """Swap GPT-2's "gelu_new" (eight elementwise ops, each a pass over memory) for torch's fused kernel.
+    """Swap GPT-2's "gelu_new" (eight elementwise ops, each a pass over memory) for `TanhGELU`.
 
     The same tanh approximation, to float rounding; transformers calls it
     "gelu_pytorch_tanh". It is most of the non-matmul time of a small GPT-2 on CPU.
@@ -149,8 +151,31 @@ def use_fused_gelu(backbone: nn.Module) -> None:
 
     for module in list(backbone.modules()):
         for name, child in module.named_children():
-            if type(child) is NewGELUActivation:
-                setattr(module, name, GELUTanh())
+            if type(child) in (NewGELUActivation, GELUTanh):
+                setattr(module, name, TanhGELU())
+
+
+GELU_TANH_COEF = (2 / math.pi) ** 0.5
+
+
+class TanhGELU(nn.Module):
+    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): torch's fused kernel, or under torch.compile on CPU
+    the same function as x * sigmoid(2 sqrt(2/pi) (x + 0.044715 x^3)).
+
+    The two are equal (tanh u = 2 sigmoid(2u) - 1) to float rounding. Inductor's
+    CPU code evaluates tanh precisely and slowly: its fused forward and backward
+    of the tanh form took 3.7 ms on a 1360 x 1024 activation on two cores, of the
+    sigmoid form 1.9 ms (eager torch's own kernels are fastest as they are).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling() and x.device.type == "cpu":
+            return gelu_tanh_by_sigmoid(x)
+        return nn.functional.gelu(x, approximate="tanh")
+
+
+def gelu_tanh_by_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.sigmoid(2 * GELU_TANH_COEF * (x + 0.044715 * x * x * x))
 
 
 def load_model_config(spec: ModelSpec):
