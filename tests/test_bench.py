@@ -1,8 +1,10 @@
 """The benchmark: FLOP counting on a known model, one measured row, the grid and the CLI. No timing assertions."""
 
 import json
+import statistics
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -56,6 +58,20 @@ def test_one_row_counts_the_tokens_it_trained_and_evaluated_on():
     assert row["precision_resolved"] == "fp32" and row["attn_implementation"] == "sdpa"
     assert row["peak_memory_train_mib"] > 0 and row["memory_kind"] == "rss"
     assert len(row["train_seconds"]) == 2
+    assert row["train_cpu_share"] == pytest.approx(statistics.median(row["train_cpu_shares"]))
+    assert all(0 < share < 1.5 for share in row["train_cpu_shares"] + row["eval_cpu_shares"])
+
+
+def test_stopwatch_tells_busy_cores_from_idle_waiting():
+    with bench.Stopwatch(torch.device("cpu")) as busy:
+        end = time.perf_counter() + 0.2
+        while time.perf_counter() < end:  # one thread spinning: all of its own time on the CPU
+            pass
+    with bench.Stopwatch(torch.device("cpu")) as idle:
+        time.sleep(0.2)  # off the CPU, as when other processes hold the cores
+    threads = torch.get_num_threads()
+    assert busy.wall >= 0.2 and 0.25 / threads < busy.cpu_share <= 1.05 / threads  # one of `threads` threads
+    assert idle.cpu_share < 0.02
 
 
 def test_grid_expands_comma_lists_and_rejects_bad_settings():

@@ -70,11 +70,13 @@ class BenchSettings:
     compile: bool = False
     gradient_checkpointing: bool = False
     loss: str = "xent"
-    steps: int = 8
-    """Timed optimizer steps per repeat (after warmup_steps untimed ones)."""
+    steps: int = 32
+    """Optimizer steps of each timed training run (one `train_model` call, after an untimed warmup run of
+    warmup_steps). A run's one-off setup (optimizer state, the embedding-gradient table) is spread over them
+    as over a real run's hundreds of steps: at 4 x 256 it is ~55 ms, 3 % of an 8-step run."""
     warmup_steps: int = 2
     eval_examples: int | None = None
-    """None: 4 x steps x batch_size."""
+    """None: steps x batch_size."""
     repeats: int = 3
     threads: int | None = None
     """torch intra-op threads; None: torch's default."""
@@ -245,27 +247,45 @@ def train_settings(settings: BenchSettings, precision: str, epochs: int = 1):
                          minibatch_token_budget=settings.minibatch_tokens or DEFAULT_MINIBATCH_TOKENS)
 
 
-def time_train(model, examples, settings, train_cfg, device, pad_id) -> float:
+class Stopwatch:
+    """Wall seconds of a block, and the share of this process's threads' time it got on the CPU.
+
+    The CPU share (process CPU seconds / (wall seconds x torch threads)) is what
+    tells a run on busy shared cores from a slow one: near 1 the cores were ours,
+    well below 1 other processes had them for part of the time.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def __enter__(self):
+        synchronize(self.device)
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        synchronize(self.device)
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+        self.cpu_share = self.cpu / (self.wall * torch.get_num_threads())
+
+
+def time_train(model, examples, settings, train_cfg, device, pad_id) -> Stopwatch:
     from weak_to_strong.logger import NullLogger
     from weak_to_strong.loss import make_loss
     from weak_to_strong.train import train_model
 
-    synchronize(device)
-    start = time.perf_counter()
-    train_model(model, examples, make_loss(settings.loss), train_cfg, device, pad_id, NullLogger())
-    synchronize(device)
-    return time.perf_counter() - start
+    with Stopwatch(device) as watch:
+        train_model(model, examples, make_loss(settings.loss), train_cfg, device, pad_id, NullLogger())
+    return watch
 
 
-def time_eval(model, examples, settings, precision, device, pad_id) -> float:
+def time_eval(model, examples, settings, precision, device, pad_id) -> Stopwatch:
     from weak_to_strong.eval import eval_token_budget, predict_probs
 
     budget = settings.eval_tokens or eval_token_budget(32 * 1024, model.backbone.config.hidden_size, device)
-    synchronize(device)
-    start = time.perf_counter()
-    predict_probs(model, examples, settings.batch_size, device, pad_id, precision=precision, token_budget=budget)
-    synchronize(device)
-    return time.perf_counter() - start
+    with Stopwatch(device) as watch:
+        predict_probs(model, examples, settings.batch_size, device, pad_id, precision=precision, token_budget=budget)
+    return watch
 
 
 def run_row(settings: BenchSettings, profile: bool = False) -> dict:
@@ -287,7 +307,7 @@ def run_row(settings: BenchSettings, profile: bool = False) -> dict:
     make = lambda n: synthetic_examples(n, settings.min_len, settings.max_len, vocab_size, gen)  # noqa: E731
     warmup = make(settings.warmup_steps * settings.batch_size)
     train_ex = make(settings.steps * settings.batch_size)
-    eval_ex = make(settings.eval_examples or 4 * settings.steps * settings.batch_size)
+    eval_ex = make(settings.eval_examples or settings.steps * settings.batch_size)
     counter = TokenCounter(model)
     cfg = train_settings(settings, precision)
 
@@ -295,22 +315,23 @@ def run_row(settings: BenchSettings, profile: bool = False) -> dict:
     time_train(model, warmup, settings, cfg, device, pad_id)  # allocations, kernels, compilation
     time_eval(model, warmup, settings, precision, device, pad_id)
     counter.take()
-    peaks, train_s, eval_s, train_mem, eval_mem = [], [], [], 0, 0
+    peaks, train_watches, eval_watches, train_mem, eval_mem = [], [], [], 0, 0
     for _ in range(settings.repeats):
         peaks.append(measure_matmul_peak(device, dtype, settings.matmul_size))
         with PeakMemory(device) as mem:
-            train_s.append(time_train(model, train_ex, settings, cfg, device, pad_id))
+            train_watches.append(time_train(model, train_ex, settings, cfg, device, pad_id))
         train_mem = max(train_mem, mem.peak)
         train_tokens = counter.take()
         with PeakMemory(device) as mem:
-            eval_s.append(time_eval(model, eval_ex, settings, precision, device, pad_id))
+            eval_watches.append(time_eval(model, eval_ex, settings, precision, device, pad_id))
         eval_mem = max(eval_mem, mem.peak)
         eval_tokens = counter.take()
     peaks.append(measure_matmul_peak(device, dtype, settings.matmul_size))
     if profile:
         print_profile(model, train_ex, eval_ex, settings, cfg, precision, device, pad_id)
     peak = max(peaks)
-    row = summarize(settings, train_s, eval_s, train_tokens, eval_tokens, len(train_ex), len(eval_ex), n_params, peak)
+    row = summarize(settings, train_watches, eval_watches, train_tokens, eval_tokens, len(train_ex), len(eval_ex),
+                    n_params, peak)
     row.update(precision_resolved=precision, compute_dtype=str(dtype).removeprefix("torch."),
                device_name=device_name(device), memory_kind="cuda_max_allocated" if device.type == "cuda" else "rss",
                peak_memory_train_mib=train_mem / 2**20, peak_memory_eval_mib=eval_mem / 2**20,
@@ -321,8 +342,10 @@ def run_row(settings: BenchSettings, profile: bool = False) -> dict:
     return row
 
 
-def summarize(settings, train_s, eval_s, train_tokens, eval_tokens, n_train, n_eval, n_params, peak) -> dict:
-    """Medians over repeats; every repeat's seconds kept alongside."""
+def summarize(settings, train_watches, eval_watches, train_tokens, eval_tokens, n_train, n_eval, n_params,
+              peak) -> dict:
+    """Medians over repeats; every repeat's seconds and CPU shares kept alongside."""
+    train_s, eval_s = [w.wall for w in train_watches], [w.wall for w in eval_watches]
     t, e = statistics.median(train_s), statistics.median(eval_s)
     (train_real, train_padded), (eval_real, eval_padded) = train_tokens, eval_tokens
     train_flops, eval_flops = model_flops(n_params, train_real, "train") / t, model_flops(n_params, eval_real, "eval") / e
@@ -334,6 +357,8 @@ def summarize(settings, train_s, eval_s, train_tokens, eval_tokens, n_train, n_e
         eval_examples_per_s=n_eval / e, eval_tokens_per_s=eval_real / e,
         eval_pad_share=1 - eval_real / eval_padded, eval_flops=eval_flops, eval_mfu=eval_flops / peak,
         eval_over_train=(n_eval / e) / (n_train / t), train_seconds=train_s, eval_seconds=eval_s,
+        train_cpu_share=statistics.median(w.cpu_share for w in train_watches),
+        train_cpu_shares=[w.cpu_share for w in train_watches], eval_cpu_shares=[w.cpu_share for w in eval_watches],
     )
 
 
@@ -382,6 +407,7 @@ TABLE_COLUMNS = [
     ("train MFU %", lambda r: 100 * r["train_mfu"]), ("eval ex/s", "eval_examples_per_s"),
     ("eval MFU %", lambda r: 100 * r["eval_mfu"]), ("eval/train", "eval_over_train"),
     ("peak GFLOP/s", lambda r: r["matmul_peak_flops"] / 1e9), ("train mem MiB", "peak_memory_train_mib"),
+    ("train CPU %", lambda r: 100 * r["train_cpu_share"] if r["memory_kind"] == "rss" else "-"),
 ]
 
 
