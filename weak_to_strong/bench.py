@@ -13,7 +13,7 @@ synthetic token sequences with lengths drawn uniformly from [min_len, max_len],
 and reports examples/s, real (non-pad) tokens/s, the padded share, FLOP/s
 (6 x non-embedding parameters x real tokens for training, 2 x for eval), MFU
 against a matmul peak measured in the same process on the same device and
-dtype, and peak memory (CPU: resident set size; CUDA: max allocated). Writes
+dtype just before and after each timed repeat, and peak memory (CPU: resident set size; CUDA: max allocated). Writes
 JSON (--out) and prints a table. Results and what they mean: bench/RESULTS.md.
 """
 
@@ -329,9 +329,8 @@ def run_row(settings: BenchSettings, profile: bool = False) -> dict:
     peaks.append(measure_matmul_peak(device, dtype, settings.matmul_size))
     if profile:
         print_profile(model, train_ex, eval_ex, settings, cfg, precision, device, pad_id)
-    peak = max(peaks)
     row = summarize(settings, train_watches, eval_watches, train_tokens, eval_tokens, len(train_ex), len(eval_ex),
-                    n_params, peak)
+                    n_params, peaks)
     row.update(precision_resolved=precision, compute_dtype=str(dtype).removeprefix("torch."),
                device_name=device_name(device), memory_kind="cuda_max_allocated" if device.type == "cuda" else "rss",
                peak_memory_train_mib=train_mem / 2**20, peak_memory_eval_mib=eval_mem / 2**20,
@@ -343,19 +342,32 @@ def run_row(settings: BenchSettings, profile: bool = False) -> dict:
 
 
 def summarize(settings, train_watches, eval_watches, train_tokens, eval_tokens, n_train, n_eval, n_params,
-              peak) -> dict:
-    """Medians over repeats; every repeat's seconds and CPU shares kept alongside."""
+              peaks) -> dict:
+    """Medians over repeats; every repeat's seconds, MFU and CPU share kept alongside.
+
+    Each repeat's MFU divides by the higher of the two matmul peaks measured
+    just before and just after it: these shared cores run anywhere from ~110 to
+    ~190 GFLOP/s within minutes, matmuls and training alike, so a peak measured at
+    another time compares different machines. `mfu_vs_row_peak` divides the
+    median speed by the row's highest peak instead (lower, when speeds drifted).
+    """
     train_s, eval_s = [w.wall for w in train_watches], [w.wall for w in eval_watches]
     t, e = statistics.median(train_s), statistics.median(eval_s)
     (train_real, train_padded), (eval_real, eval_padded) = train_tokens, eval_tokens
-    train_flops, eval_flops = model_flops(n_params, train_real, "train") / t, model_flops(n_params, eval_real, "eval") / e
+    train_work, eval_work = model_flops(n_params, train_real, "train"), model_flops(n_params, eval_real, "eval")
+    adjacent = [max(before, after) for before, after in zip(peaks, peaks[1:])]
+    train_mfus = [train_work / s / p for s, p in zip(train_s, adjacent)]
+    eval_mfus = [eval_work / s / p for s, p in zip(eval_s, adjacent)]
     return dict(
-        **asdict(settings), non_embedding_params=n_params, matmul_peak_flops=peak,
+        **asdict(settings), non_embedding_params=n_params, matmul_peak_flops=max(peaks),
         train_real_tokens=train_real, eval_real_tokens=eval_real,
         train_examples_per_s=n_train / t, train_tokens_per_s=train_real / t,
-        train_pad_share=1 - train_real / train_padded, train_flops=train_flops, train_mfu=train_flops / peak,
+        train_pad_share=1 - train_real / train_padded, train_flops=train_work / t,
+        train_mfu=statistics.median(train_mfus), train_mfus=train_mfus,
+        train_mfu_vs_row_peak=train_work / t / max(peaks),
         eval_examples_per_s=n_eval / e, eval_tokens_per_s=eval_real / e,
-        eval_pad_share=1 - eval_real / eval_padded, eval_flops=eval_flops, eval_mfu=eval_flops / peak,
+        eval_pad_share=1 - eval_real / eval_padded, eval_flops=eval_work / e,
+        eval_mfu=statistics.median(eval_mfus), eval_mfus=eval_mfus, eval_mfu_vs_row_peak=eval_work / e / max(peaks),
         eval_over_train=(n_eval / e) / (n_train / t), train_seconds=train_s, eval_seconds=eval_s,
         train_cpu_share=statistics.median(w.cpu_share for w in train_watches),
         train_cpu_shares=[w.cpu_share for w in train_watches], eval_cpu_shares=[w.cpu_share for w in eval_watches],
@@ -404,7 +416,8 @@ TABLE_COLUMNS = [
     ("pack", lambda r: {None: "auto", True: "on", False: "off"}[r.get("pack")]),
     ("prec", "precision_resolved"), ("compile", lambda r: "on" if r["compile"] else "off"), ("train ex/s", "train_examples_per_s"), ("train tok/s", "train_tokens_per_s"),
     ("pad %", lambda r: 100 * r["train_pad_share"]), ("train GFLOP/s", lambda r: r["train_flops"] / 1e9),
-    ("train MFU %", lambda r: 100 * r["train_mfu"]), ("eval ex/s", "eval_examples_per_s"),
+    ("train MFU %", lambda r: 100 * r["train_mfu"]), ("vs row peak %", lambda r: 100 * r["train_mfu_vs_row_peak"]),
+    ("eval ex/s", "eval_examples_per_s"),
     ("eval MFU %", lambda r: 100 * r["eval_mfu"]), ("eval/train", "eval_over_train"),
     ("peak GFLOP/s", lambda r: r["matmul_peak_flops"] / 1e9), ("train mem MiB", "peak_memory_train_mib"),
     ("train CPU %", lambda r: 100 * r["train_cpu_share"] if r["memory_kind"] == "rss" else "-"),
