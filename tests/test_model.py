@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from weak_to_strong.model import TransformerWithHead, last_token_index, load_model, load_tokenizer
+from weak_to_strong.model import last_token_index, load_model, load_tokenizer
 from weak_to_strong.models import MODELS, get_model_spec, pick_device, pick_dtype
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from random import Random
 from typing import Callable
 
-from datasets import Dataset, DatasetDict, load_from_disk
+from datasets import Dataset, load_from_disk
 
 DATA_DIR_ENV = "W2S_DATA_DIR"
 LOCAL_FILE_TYPES = {".parquet": "parquet", ".jsonl": "json", ".json": "json"}
