@@ -34,6 +34,23 @@ def test_commands_forward_flags_and_set_the_models():
     assert cmd[-4:] == ["--ds_name=boolq", "--lr=1e-05", "--model_size=gpt2-medium", "--weak_model_size=gpt2"]
 
 
+def test_loss_flag_trains_the_transfer_runs_and_ground_truth_runs_give_their_labels(tmp_path):
+    """--loss=logconf: the ground-truth runs (weak floors, ceilings) stay xent, the run every transfer run
+    looks up for its weak labels; the transfer runs train with logconf."""
+    from weak_to_strong.config import weak_run_config
+
+    base = RunConfig(ds_name="synthetic", loss="logconf", results_folder=str(tmp_path))
+    flags = {"ds_name": "synthetic", "loss": "logconf"}
+    for run in plan_sweep(["toy-small", "toy-large"]):
+        cfg, cmd = run_config(base, run), train_simple_command(flags, run)
+        if run.weak_model_size is None:
+            assert cfg.loss == "xent" and "--loss=xent" in cmd
+        else:
+            assert cfg.loss == "logconf" and "--loss=logconf" in cmd
+            weak_run = run_config(base, PlannedRun(run.weak_model_size))
+            assert results.run_dir(weak_run_config(cfg)) == results.run_dir(weak_run)
+
+
 @pytest.mark.parametrize("flag", ["--model_size=gpt2", "--weak_model_size=gpt2", "--weak_labels_path=/x"])
 def test_sweep_refuses_flags_it_sets_itself(tmp_path, flag):
     out = subprocess.run([sys.executable, "sweep.py", "--model_sizes=toy-small", flag,

@@ -175,6 +175,10 @@ def token_budgets(cfg: RunConfig) -> tuple[int, int]:
     return spec.minibatch_size * cfg.max_ctx, spec.eval_batch_size * cfg.max_ctx
 
 
+GROUND_TRUTH_LOSS = "xent"
+"""The loss of the ground-truth runs that weak labels come from (and of a sweep's ceilings): the paper's."""
+
+
 def weak_run_config(cfg: RunConfig) -> RunConfig:
     """The ground-truth run whose labels a transfer run trains on.
 
@@ -182,7 +186,8 @@ def weak_run_config(cfg: RunConfig) -> RunConfig:
     and optimizer where the user gave none.
     """
     assert cfg.weak_model_size is not None
-    return replace(cfg, model_size=cfg.weak_model_size, loss="xent", weak_model_size=None, weak_labels_path=None)
+    return replace(cfg, model_size=cfg.weak_model_size, loss=GROUND_TRUTH_LOSS, weak_model_size=None,
+                   weak_labels_path=None)
 
 
 def read_weak_labels_config(weak_labels_path: str) -> dict:

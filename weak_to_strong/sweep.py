@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, fields, replace
 
 from weak_to_strong import executors, results
-from weak_to_strong.config import RunConfig
+from weak_to_strong.config import GROUND_TRUTH_LOSS, RunConfig, weak_run_config
 from weak_to_strong.eval import pgr
 
 SWEEP_OWNED_FLAGS = ("model_size", "weak_model_size", "weak_labels_path")
@@ -134,7 +134,11 @@ def dependencies(run: PlannedRun) -> tuple[PlannedRun, ...]:
 
 
 def run_config(base: RunConfig, run: PlannedRun) -> RunConfig:
+    """The run's config. A ground-truth run is the run a transfer run takes its weak labels from (xent; see
+    `weak_run_config`), so `--loss=logconf` applies to the transfer runs and they find their labels."""
     seed = base.seed if run.seed is None else run.seed
+    if run.weak_model_size is None:
+        return weak_run_config(replace(base, weak_model_size=run.model_size, seed=seed))
     return replace(base, model_size=run.model_size, weak_model_size=run.weak_model_size, seed=seed)
 
 
@@ -160,6 +164,8 @@ def train_simple_command(flags: dict, run: PlannedRun) -> list[str]:
     args = {**flags, "model_size": run.model_size}
     if run.weak_model_size is not None:
         args["weak_model_size"] = run.weak_model_size
+    elif "loss" in args:
+        args["loss"] = GROUND_TRUTH_LOSS  # see run_config
     if run.seed is not None:
         args["seed"] = run.seed
     return [sys.executable, "-m", "weak_to_strong.cli", "train_simple"] + [
