@@ -48,10 +48,6 @@ class DataParallel:
         """Rank 0: the only rank that prints, logs and writes files."""
         return self.rank == 0
 
-    def parts(self, indices: torch.Tensor, size: int) -> list[Part]:
-        """This rank's share of `indices`, as parts of at most `size` rows (see `deal`)."""
-        return self.deal(list(torch.split(indices, size * self.world_size)))
-
     def deal(self, chunks: list[torch.Tensor]) -> list[Part]:
         """This rank's share of each chunk: its rows dealt out round-robin over ranks.
 

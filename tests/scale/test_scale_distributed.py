@@ -28,9 +28,11 @@ TOL = 1e-5
 
 @pytest.mark.parametrize("world_size", [1, 2, 3])
 @pytest.mark.parametrize("n,size", [(32, 8), (17, 8), (1, 4), (33, 16)])
-def test_parts_split_every_batch_into_disjoint_shares_in_step(world_size, n, size):
+def test_fixed_minibatches_dealt_to_ranks_are_disjoint_shares_in_step(world_size, n, size):
+    """A fixed per-rank minibatch size: minibatches of size x ranks rows, each dealt out over the ranks."""
     indices = torch.randperm(100)[:n]
-    shares = [DataParallel(rank=r, world_size=world_size).parts(indices, size) for r in range(world_size)]
+    chunks = list(torch.split(indices, size * world_size))
+    shares = [DataParallel(rank=r, world_size=world_size).deal(chunks) for r in range(world_size)]
     assert len({len(parts) for parts in shares}) == 1  # every rank runs the same number of forward passes
     real = torch.cat([p.real for parts in shares for p in parts])
     assert sorted(real.tolist()) == sorted(indices.tolist())  # disjoint, and nothing left out
