@@ -13,8 +13,9 @@ synthetic token sequences with lengths drawn uniformly from [min_len, max_len],
 and reports examples/s, real (non-pad) tokens/s, the padded share, FLOP/s
 (6 x non-embedding parameters x real tokens for training, 2 x for eval), MFU
 against a matmul peak measured in the same process on the same device and
-dtype just before and after each timed repeat, and peak memory (CPU: resident set size; CUDA: max allocated). Writes
-JSON (--out) and prints a table. Results and what they mean: bench/RESULTS.md.
+dtype just before and after each timed repeat, the CPU share the timed runs
+got, and peak memory (CPU: resident set size; CUDA: max allocated). Writes JSON
+(--out) and prints a table. Results and what they mean: bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -250,9 +251,11 @@ def train_settings(settings: BenchSettings, precision: str, epochs: int = 1):
 class Stopwatch:
     """Wall seconds of a block, and the share of this process's threads' time it got on the CPU.
 
-    The CPU share (process CPU seconds / (wall seconds x torch threads)) is what
-    tells a run on busy shared cores from a slow one: near 1 the cores were ours,
-    well below 1 other processes had them for part of the time.
+    The CPU share (process CPU seconds / (wall seconds x torch threads)) below 1
+    says the threads were off the CPU part of the time (other processes held the
+    cores, or the code waited). Near 1 does not say the cores ran at full speed:
+    other tenants of a host's shared caches and memory slow them without taking
+    them (bench/RESULTS.md), which is why MFU divides by peaks measured alongside.
     """
 
     def __init__(self, device: torch.device):
@@ -348,7 +351,7 @@ def summarize(settings, train_watches, eval_watches, train_tokens, eval_tokens, 
     Each repeat's MFU divides by the higher of the two matmul peaks measured
     just before and just after it: these shared cores run anywhere from ~110 to
     ~190 GFLOP/s within minutes, matmuls and training alike, so a peak measured at
-    another time compares different machines. `mfu_vs_row_peak` divides the
+    another time compares different machines. `*_mfu_vs_row_peak` divides the
     median speed by the row's highest peak instead (lower, when speeds drifted).
     """
     train_s, eval_s = [w.wall for w in train_watches], [w.wall for w in eval_watches]

@@ -142,10 +142,11 @@ def wrap_backbone(backbone: nn.Module, device: torch.device, linear_probe: bool 
 
 
 def use_fused_gelu(backbone: nn.Module) -> None:
-    """Swap GPT-2's "gelu_new" (eight elementwise ops, each a pass over memory) for `TanhGELU`.
+    """Swap GPT-2's "gelu_new" (eight elementwise ops, each a pass over memory), and transformers'
+    "gelu_pytorch_tanh", for `TanhGELU`.
 
-    The same tanh approximation, to float rounding; transformers calls it
-    "gelu_pytorch_tanh". It is most of the non-matmul time of a small GPT-2 on CPU.
+    The same tanh approximation, to float rounding. It is most of the non-matmul
+    time of a small GPT-2 on CPU.
     """
     from transformers.activations import GELUTanh, NewGELUActivation
 
