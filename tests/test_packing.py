@@ -7,8 +7,8 @@ import torch
 from transformers import (AutoModel, GPT2Config, GPTNeoXConfig, LlamaConfig, Qwen2Config)
 
 from weak_to_strong import batching
-from weak_to_strong.batching import (PLAN_TOLERANCE, Examples, RowPacking, assign_rows, balance_rows, plan_rows,
-                                    split_for_packing)
+from weak_to_strong.batching import (PLAN_TOLERANCE, Examples, RowPacking, assign_rows, balance_rows, greedy_rows,
+                                    plan_rows, split_for_packing)
 from weak_to_strong.logger import NullLogger
 from weak_to_strong.loss import make_loss
 from weak_to_strong.model import supports_packing, wrap_backbone
@@ -78,7 +78,7 @@ def test_packed_rows_hold_every_document_once_with_restarting_positions():
 def test_assign_rows_balances_and_plan_rows_respects_the_row_length():
     lengths = [int(n) for n in torch.randint(20, 61, (32,), generator=torch.Generator().manual_seed(0))]
     row_of, longest = assign_rows(lengths, 5)
-    loads = [sum(n for n, r in zip(lengths, row_of) if r == row) for row in range(5)]
+    loads = row_loads(lengths, row_of, 5)
     assert max(loads) == longest and longest - min(loads) <= max(lengths)
     for max_row_len in (60, 100, 300, 2000):
         row_of = plan_rows(lengths, RowPacking(max_row_len, 10**9))
@@ -95,6 +95,10 @@ def test_assign_rows_balances_and_plan_rows_respects_the_row_length():
     assert len(loads) * loads.max() <= (1 + PLAN_TOLERANCE) * sum(lengths)
 
 
+def row_loads(lengths, row_of, n_rows) -> list[int]:
+    return [sum(n for n, r in zip(lengths, row_of) if r == row) for row in range(n_rows)]
+
+
 def test_balance_rows_shortens_the_longest_row_that_greedy_leaves():
     # Greedy puts 3 | 3 first, then 2, 2, 2 on the shorter row each time: rows of 7 and 5; 6 and 6 exists.
     row_of, longest = assign_rows([3, 3, 2, 2, 2], 2)
@@ -104,13 +108,10 @@ def test_balance_rows_shortens_the_longest_row_that_greedy_leaves():
     for _ in range(30):
         lengths = torch.randint(20, 61, (32,), generator=gen).tolist()
         n_rows = int(torch.randint(8, 17, (1,), generator=gen))
-        greedy = [0] * len(lengths)
-        loads = [0] * n_rows
-        for k in sorted(range(len(lengths)), key=lambda k: -lengths[k]):
-            greedy[k] = min(range(n_rows), key=lambda r: (loads[r], r))
-            loads[greedy[k]] += lengths[k]
+        greedy = greedy_rows(lengths, n_rows)
+        loads = row_loads(lengths, greedy, n_rows)
         row_of, longest = balance_rows(lengths, greedy, n_rows)
-        balanced = [sum(n for n, r in zip(lengths, row_of) if r == row) for row in range(n_rows)]
+        balanced = row_loads(lengths, row_of, n_rows)
         assert max(balanced) == longest <= max(loads)  # every document placed once, the longest row no longer
         assert sum(balanced) == sum(lengths) and all(0 <= r < n_rows for r in row_of)
         shortened += longest < max(loads)

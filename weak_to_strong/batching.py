@@ -172,18 +172,22 @@ class RowPacking:
 def assign_rows(lengths: Sequence[int], n_rows: int) -> tuple[list[int], int]:
     """Documents into `n_rows` rows of nearly equal length: (row of each document, longest row).
 
-    Longest first, each into the shortest row so far (greedy multiway
-    partitioning, LPT), then `balance_rows` moves and swaps documents out of the
+    `greedy_rows`, then `balance_rows` moves and swaps documents out of the
     longest row while that shortens it. Rows padded to the longest carry that
     row's slack as padding.
     """
+    return balance_rows(lengths, greedy_rows(lengths, n_rows), n_rows)
+
+
+def greedy_rows(lengths: Sequence[int], n_rows: int) -> list[int]:
+    """Longest document first, each into the shortest row so far (greedy multiway partitioning, LPT)."""
     heap = [(0, r) for r in range(n_rows)]
     row_of = [0] * len(lengths)
     for k in sorted(range(len(lengths)), key=lambda k: -lengths[k]):
         load, r = heapq.heappop(heap)
         row_of[k] = r
         heapq.heappush(heap, (load + lengths[k], r))
-    return balance_rows(lengths, row_of, n_rows)
+    return row_of
 
 
 def balance_rows(lengths: Sequence[int], row_of: Sequence[int], n_rows: int) -> tuple[list[int], int]:
@@ -254,7 +258,7 @@ def plan_rows(lengths: Sequence[int], packing: RowPacking) -> torch.Tensor:
         if width > packing.max_row_len and n_rows < len(lengths):
             continue
         if best is None or cost(n_rows, width) < best[0]:
-            best = (cost(n_rows, width), row_of)
+            best = cost(n_rows, width), row_of
     return torch.tensor(best[1], dtype=torch.long)
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
-
-from dataclasses import dataclass, field
 
 from weak_to_strong.batching import Examples, RowPacking, chunk_by_tokens, plan_rows, sort_by_length, split_chunks
 from weak_to_strong.distributed import DataParallel

@@ -290,10 +290,11 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
         for epoch in range(settings.epochs):
             for batch in shuffled_batches(len(examples), settings.batch_size, generator):
                 lr = scheduler.get_last_lr()[0]
-                loss = train_step(model, examples, batch, loss_fn, optimizer, scheduler,
-                                  settings.minibatch_size, step / total_steps, pad_id, device,
-                                  settings.precision, scaler, settings.minibatch_token_budget, overhead_tokens, dp, packing,
-                                  embedding_grads)
+                loss = train_step(model, examples, batch, loss_fn, optimizer, scheduler, settings.minibatch_size,
+                                  step / total_steps, pad_id, device, precision=settings.precision, scaler=scaler,
+                                  minibatch_token_budget=settings.minibatch_token_budget,
+                                  minibatch_overhead_tokens=overhead_tokens, dp=dp, packing=packing,
+                                  embedding_grads=embedding_grads)
                 step += 1
                 logger.log({"step": step, "epoch": epoch, "loss": loss, "lr": lr})
                 bar.set_postfix(loss=f"{loss:.4f}")
