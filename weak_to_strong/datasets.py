@@ -101,6 +101,20 @@ def generate_synthetic(split: str) -> Dataset:
     return Dataset.from_list(rows)
 
 
+def generate_testbed_knowledge(split: str) -> Dataset:
+    """Questions about the testbed population (see weak_to_strong/testbed/world.py): each person once."""
+    from weak_to_strong.testbed.world import knowledge_task_rows
+
+    return Dataset.from_list(knowledge_task_rows(split))
+
+
+def generate_testbed_binding(split: str) -> Dataset:
+    """Binding questions (see weak_to_strong/testbed/world.py); fixed per split."""
+    from weak_to_strong.testbed.world import binding_task_rows
+
+    return Dataset.from_list(list(binding_task_rows(split)))
+
+
 # ---------------------------------------------------------------- registry
 
 @dataclass(frozen=True)
@@ -125,6 +139,9 @@ DATASETS: dict[str, DatasetSpec] = {
                              splits=(("train", "train"), ("test", "validation"))),
     "boolq": DatasetSpec(format_boolq, hub_id="google/boolq", splits=(("train", "train"), ("test", "validation"))),
     "synthetic": DatasetSpec(format_identity, generator=generate_synthetic),
+    # The laptop testbed's tasks: their labels need what the tb-* ladder learnt in pretraining.
+    "testbed_knowledge": DatasetSpec(format_identity, generator=generate_testbed_knowledge),
+    "testbed_binding": DatasetSpec(format_identity, generator=generate_testbed_binding),
 }
 
 

@@ -13,10 +13,11 @@ import queue
 import re
 import subprocess
 import time
+import traceback
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Hashable
+from typing import Callable, Hashable
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class Job:
     """Keys of the jobs that must succeed first."""
     finished: bool = False
     """Its results exist already: nothing to run."""
+    call: Callable[[], object] | None = None
+    """The same run as a function call: the serial executor runs it in its own process, so a sweep of short
+    runs does not pay a fresh interpreter's imports (seconds) per run."""
 
 
 @dataclass(frozen=True)
@@ -83,19 +87,38 @@ def initial_outcomes(jobs: list[Job]) -> dict:
 # ---------------------------------------------------------------- serial
 
 def run_serial(jobs: list[Job]) -> dict:
-    """One run after another, output in this terminal; the first failure stops the sweep (the default)."""
+    """One run after another, output in this terminal; the first failure stops the sweep (the default).
+
+    A job with a `call` runs in this process, else its command in a subprocess.
+    """
     progress, outcomes = Progress(jobs), initial_outcomes(jobs)
     for job in jobs:
         if job.finished:
             continue
         print(f"[sweep {progress.done + 1}/{progress.total}] starting {job.label}", flush=True)
-        returncode = subprocess.run(job.command).returncode
-        outcomes[job.key] = Outcome("done") if returncode == 0 else \
-            Outcome("failed", detail=f"exit status {returncode}; its output is above")
+        outcomes[job.key] = call_here(job) if job.call is not None else run_command_here(job)
         progress.report(job, outcomes[job.key])
-        if returncode != 0:
+        if outcomes[job.key].status != "done":
             break
     return outcomes
+
+
+def run_command_here(job: Job) -> Outcome:
+    returncode = subprocess.run(job.command).returncode
+    return Outcome("done") if returncode == 0 else Outcome("failed", detail=f"exit status {returncode}; its output is above")
+
+
+def call_here(job: Job) -> Outcome:
+    """Run the job's call; a user error is one line, anything else its traceback, as a subprocess would print."""
+    try:
+        job.call()
+    except ValueError as e:
+        print(f"error: {e}", flush=True)
+        return Outcome("failed", detail=f"error: {e}")
+    except Exception as e:  # noqa: BLE001 - the sweep reports the failed run and stops, as with a subprocess
+        traceback.print_exc()
+        return Outcome("failed", detail=f"{type(e).__name__}: {e}; its traceback is above")
+    return Outcome("done")
 
 
 # ---------------------------------------------------------------- local pool

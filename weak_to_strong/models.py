@@ -14,6 +14,8 @@ from typing import Callable
 
 import torch
 
+from weak_to_strong.testbed.ladder import ladder_names
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -43,6 +45,15 @@ def _toy_builder(size: str) -> Callable[[], str]:
         from weak_to_strong.toy import ensure_toy_model
 
         return ensure_toy_model(size)
+
+    return build
+
+
+def _ladder_builder(name: str) -> Callable[[], str]:
+    def build() -> str:
+        from weak_to_strong.testbed.ladder import ensure_ladder_model
+
+        return ensure_ladder_model(name)
 
     return build
 
@@ -90,6 +101,10 @@ _SPECS = [
     # Built locally from scratch (random weights, locally trained tokenizer): offline quickstart and tests.
     ModelSpec("toy-small", default_lr=1e-3, eval_batch_size=256, minibatch_size=32, builder=_toy_builder("toy-small")),
     ModelSpec("toy-large", default_lr=1e-3, eval_batch_size=256, minibatch_size=32, builder=_toy_builder("toy-large")),
+    # The laptop testbed's ladder: pretrained locally on a generated corpus (weak_to_strong/testbed), smallest first.
+    # `-random`: the same architectures never pretrained (the control).
+    *(ModelSpec(name, default_lr=1e-4, eval_batch_size=256, minibatch_size=32, builder=_ladder_builder(name))
+      for name in ladder_names()),
 ]
 
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}

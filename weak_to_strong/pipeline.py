@@ -170,7 +170,8 @@ def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, dp: Da
     logger.log({"precision": cfg.precision, "device": str(device)})
     start = time.time()
     train_model(model, train_ex, make_loss(cfg.loss), settings, device, pad_id, logger, evaluate, dp)
-    final = evaluate()
+    test_probs = predict(test_ex)  # kept: agreement with the weak model is measured on them
+    final = {"eval_accuracy": accuracy(test_probs, test_ex.labels)}
     logger.log({"final": True, "train_seconds": time.time() - start, **final})
     if data.to_label is not None:
         to_label = Examples.from_dataset(data.to_label)
@@ -183,6 +184,8 @@ def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, dp: Da
             results.save_state_dict(state, run_path / results.MODEL_FILE)
     summary = {"accuracy": final["eval_accuracy"]}
     if dp.is_main:
+        results.write_predictions(run_path, list(data.test["id"]), test_probs[:, 1].tolist(),
+                                  list(data.test["hard_label"]))
         results.write_json_atomic(run_path / results.SUMMARY_FILE, summary)
     dp.barrier()  # the run is finished for every rank once rank 0 has written it
     return summary

@@ -43,7 +43,7 @@ LINESTYLES = ("-", "--", ":", "-.")
 RUN_COLUMNS = ("ds_name", "model_size", "weak_model_size", "loss", "seed", "accuracy")
 TABLE_COLUMNS = ("ds_name", "variant", "weak_model_size", "strong_model_size", "loss", "n_seeds",
                  "weak_acc", "weak_acc_se", "strong_acc", "strong_acc_se", "transfer_acc", "transfer_acc_se",
-                 "pgr", "pgr_se", "n_pgr_seeds", "note")
+                 "pgr", "pgr_se", "n_pgr_seeds", "weak_error_agreement", "weak_error_agreement_se", "note")
 
 
 # ---------------------------------------------------------------- runs -> pair rows
@@ -99,8 +99,21 @@ def pair_rows_from_runs(runs: list[dict]) -> tuple[list[dict], list[str]]:
                      "strong_model_size": transfer["model_size"], "loss": transfer["loss"], "seed": transfer["seed"],
                      "weak_acc": weak["accuracy"], "strong_acc": ceiling["accuracy"],
                      "transfer_acc": transfer["accuracy"], "setting": run_setting(transfer, weak),
+                     "weak_error_agreement": weak_error_agreement(weak["path"], transfer["path"]),
                      "path": transfer["path"]})
     return rows, notes
+
+
+def weak_error_agreement(weak_path: str, transfer_path: str) -> float:
+    """On the test documents the weak model gets wrong, the share where the student gives the same (wrong)
+    answer: 1 means it imitated every error, 0 that it corrected every one. NaN without predictions."""
+    weak, student = results.read_predictions(Path(weak_path)), results.read_predictions(Path(transfer_path))
+    if weak is None or student is None:
+        return math.nan
+    student_says = {i: p > 0.5 for i, p in zip(student["id"], student["prob"])}
+    errors = [(i, p > 0.5) for i, p, label in zip(weak["id"], weak["prob"], weak["label"])
+              if (p > 0.5) != bool(label) and i in student_says]
+    return sum(student_says[i] == says for i, says in errors) / len(errors) if errors else math.nan
 
 
 # ---------------------------------------------------------------- aggregation
@@ -174,6 +187,8 @@ def aggregate_group(key: tuple, group: list[dict]) -> dict:
            "loss": loss, "n_seeds": len(group)}
     for name in ("weak_acc", "strong_acc", "transfer_acc"):
         row[name], row[f"{name}_se"] = mean_se([r[name] for r in group])
+    agreements = [r["weak_error_agreement"] for r in group if not math.isnan(r.get("weak_error_agreement", math.nan))]
+    row["weak_error_agreement"], row["weak_error_agreement_se"] = mean_se(agreements)
     pgrs = [pgr(r["weak_acc"], r["transfer_acc"], r["strong_acc"]) for r in group]
     kept = [p for p in pgrs if not math.isnan(p)]
     row["pgr"], row["pgr_se"] = mean_se(kept)
@@ -226,11 +241,13 @@ def markdown_table(table: list[dict]) -> str:
     """The PGR table as Markdown (mean ± standard error; — where PGR is left out)."""
     show_variant = any(r["variant"] for r in table)
     header = ["dataset"] + ["setting"] * show_variant + ["weak", "strong", "loss", "seeds", "weak acc",
-                                                          "strong acc", "transfer acc", "PGR", "note"]
+                                                          "strong acc", "transfer acc", "PGR",
+                                                          "agrees on weak errors", "note"]
     rows = [[r["ds_name"]] + [r["variant"]] * show_variant + [
         r["weak_model_size"], r["strong_model_size"], r["loss"], r["n_seeds"],
         format_number(r["weak_acc"], r["weak_acc_se"]), format_number(r["strong_acc"], r["strong_acc_se"]),
-        format_number(r["transfer_acc"], r["transfer_acc_se"]), format_number(r["pgr"], r["pgr_se"]), r["note"]]
+        format_number(r["transfer_acc"], r["transfer_acc_se"]), format_number(r["pgr"], r["pgr_se"]),
+        format_number(r["weak_error_agreement"], r["weak_error_agreement_se"]), r["note"]]
         for r in table]
     return markdown_grid(header, rows)
 

@@ -27,6 +27,7 @@ SUMMARY_FILE = "results_summary.json"
 WEAK_LABELS_DIR = "weak_labels"
 LOG_FILE = "log.jsonl"
 MODEL_FILE = "model.safetensors"
+PREDICTIONS_FILE = "test_predictions.json"
 SWEEP_LOGS_DIR = "logs"
 MAX_VALUE_CHARS = 40
 
@@ -87,6 +88,17 @@ def is_finished(path: Path) -> bool:
 
 def read_summary(path: Path) -> dict:
     return json.loads((Path(path) / SUMMARY_FILE).read_text())
+
+
+def write_predictions(path: Path, ids: list[int], probs: list[float], labels: list[int]) -> None:
+    """The final model's P(label 1) on every test document, with the document ids and ground truth."""
+    write_json_atomic(Path(path) / PREDICTIONS_FILE, {"id": ids, "prob": probs, "label": labels})
+
+
+def read_predictions(path: Path) -> dict | None:
+    """A run's test predictions; None for runs written before they were kept."""
+    file = Path(path) / PREDICTIONS_FILE
+    return json.loads(file.read_text()) if file.exists() else None
 
 
 def write_json_atomic(path: Path, obj) -> None:
@@ -279,3 +291,8 @@ def figure_path(out_dir: Path, ds_name: str) -> Path:
 def pgr_table_path(out_dir: Path, ds_name: str, ext: str) -> Path:
     """The PGR table as `<dataset>_pgr.csv` or `<dataset>_pgr.md`."""
     return Path(out_dir) / f"{shorten_value(ds_name)}_pgr.{ext}"
+
+
+def testbed_report_paths(out_dir: Path, ds_name: str) -> tuple[Path, Path]:
+    """The testbed report's Markdown tables and PGR figure."""
+    return Path(out_dir) / f"{ds_name}_testbed.md", Path(out_dir) / f"{ds_name}_testbed_pgr.png"

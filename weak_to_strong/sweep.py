@@ -8,6 +8,7 @@ runs the plan one after another (default), in a local pool, or on Slurm.
 
 from __future__ import annotations
 
+import functools
 import math
 import shlex
 import sys
@@ -184,8 +185,18 @@ def make_jobs(base: RunConfig, flags: dict, plan: list[PlannedRun], options: Swe
             log_path=results.slurm_log_dir(cfg) if options.executor == "slurm" else results.sweep_log_path(cfg),
             needs=dependencies(run),
             finished=results.is_finished(results.run_dir(cfg)) and not cfg.force_retrain,
+            call=functools.partial(run_here, cfg) if options.executor == "serial" else None,
         ))
     return jobs
+
+
+def run_here(cfg: RunConfig) -> None:
+    """One run of a serial sweep, in the sweep's own process."""
+    from weak_to_strong.cli import quiet_libraries
+    from weak_to_strong.pipeline import run_train_simple
+
+    quiet_libraries()
+    run_train_simple(cfg)
 
 
 def print_plan(jobs: list[executors.Job], options: SweepOptions) -> None:

@@ -1,0 +1,213 @@
+"""The laptop testbed: its generated tasks, the ladder build, and the weak-to-strong effect on the shipped ladder."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from weak_to_strong.datasets import load_dataset
+from weak_to_strong.models import get_model_spec, resolve_model_path
+from weak_to_strong.testbed import ladder, world
+from weak_to_strong.testbed.pretrain import IGNORE, corpus_batches, pack_rows
+
+
+# ---------------------------------------------------------------- tasks
+
+def label_share(rows) -> float:
+    return sum(r["hard_label"] for r in rows) / len(rows)
+
+
+def test_knowledge_task_is_balanced_split_by_person_and_fixed():
+    train, test = world.knowledge_task_rows("train"), world.knowledge_task_rows("test")
+    assert 0.4 < label_share(train) < 0.6 and 0.4 < label_share(test) < 0.6
+    people = lambda rows: {r["txt"] for r in rows}  # noqa: E731 - one question per person
+    assert len(people(train)) == len(train) and len(people(test)) == len(test)
+    assert not people(train) & people(test)
+    assert world.knowledge_task_rows("test") == test
+    # The family is a shallow cue: right about 4 times in 5, wrong on the rest.
+    by_family = Counter((r["txt"].split()[1], r["hard_label"]) for r in train + test)
+    families = {f for f, _ in by_family}
+    cue_right = sum(max(by_family[(f, 0)], by_family[(f, 1)]) for f in families) / len(train + test)
+    assert 0.7 < cue_right < 0.9
+
+
+def test_binding_task_is_balanced_disjoint_and_answerable_from_the_document():
+    train, test = world.binding_task_rows("train"), world.binding_task_rows("test")
+    assert 0.45 < label_share(train) < 0.55 and 0.45 < label_share(test) < 0.55
+    assert not {r["txt"] for r in train} & {r["txt"] for r in test}
+    for row in test[:500]:
+        words = row["txt"].split()
+        assert words[-2] == world.QUERY
+        bound = dict(zip(words[0:-2:3], words[1:-2:3]))  # "name colour ." triples
+        assert row["hard_label"] == int(bound[words[-1]] in world.WARM)
+    # The majority-colour heuristic is informative but wrong often enough to leave a gap.
+    def majority_says(row):
+        colours = row["txt"].split()[1:-2:3]
+        warm = sum(c in world.WARM for c in colours)
+        return None if 2 * warm == len(colours) else int(2 * warm > len(colours))
+    decided = [(majority_says(r), r["hard_label"]) for r in train if majority_says(r) is not None]
+    agreement = sum(a == b for a, b in decided) / len(decided)
+    assert 0.65 < agreement < 0.9
+
+
+def test_testbed_datasets_load_through_the_registry():
+    splits = load_dataset("testbed_knowledge", seed=0, split_sizes={"train": 100, "test": 50})
+    assert len(splits["train"]) == 100 and len(splits["test"]) == 50
+    again = load_dataset("testbed_knowledge", seed=1, split_sizes={"train": 10**6, "test": 10**6})
+    assert sorted(again["test"]["txt"]) == sorted(r["txt"] for r in world.knowledge_task_rows("test"))
+    binding = load_dataset("testbed_binding", seed=0, split_sizes={"train": 20, "test": 20})
+    assert set(binding["train"]["hard_label"]) <= {0, 1}
+
+
+def test_every_fact_asked_at_test_time_is_stated_in_the_pretraining_corpus():
+    """The smallest rung's whole corpus states every test person's vote, correctly, many times."""
+    tokenizer = ladder.make_tokenizer()
+    words = {i: w for w, i in tokenizer.get_vocab().items()}
+    stated = Counter()
+    settings = ladder.rung("tb-s").settings()
+    for batch in corpus_batches(ladder.make_doc_source(tokenizer.get_vocab()), settings, pad_id=0):
+        ids = batch.input_ids[batch.targets != IGNORE].tolist()  # tokens that are followed by a trained target
+        text = " ".join(words[i] for i in ids)
+        for fact in text.split(f" {world.STOP}"):
+            parts = fact.split()
+            if len(parts) >= 3 and parts[-2] == world.VOTE_VERB:
+                stated[(parts[-4], parts[-3], parts[-1])] += 1
+    for row in world.knowledge_task_rows("test"):
+        given, family, _ = row["txt"].split()
+        vote = world.VOTE_VALUES[0] if row["hard_label"] else world.VOTE_VALUES[1]
+        wrong = world.VOTE_VALUES[1] if row["hard_label"] else world.VOTE_VALUES[0]
+        assert stated[(given, family, vote)] >= 5 and stated[(given, family, wrong)] == 0
+
+
+# ---------------------------------------------------------------- pretraining and the ladder build
+
+def test_packed_rows_keep_documents_apart_and_start_each_at_position_zero():
+    batch = pack_rows([[5, 6, 7], [8, 9], [10, 11, 12, 13]], n_rows=2, row_len=6, pad_id=0)
+    assert batch.input_ids.tolist() == [[5, 6, 7, 8, 9, 0], [10, 11, 12, 13, 0, 0]]
+    assert batch.position_ids.tolist() == [[0, 1, 2, 0, 1, 0], [0, 1, 2, 3, 0, 1]]
+    assert batch.targets.tolist() == [[6, 7, IGNORE, 9, IGNORE, IGNORE], [11, 12, 13, IGNORE, IGNORE, IGNORE]]
+    assert batch.real_tokens == 9
+
+
+@pytest.fixture
+def tiny_ladder(monkeypatch, tmp_path):
+    """A two-rung ladder that pretrains in a second, in a private cache."""
+    monkeypatch.setattr(ladder, "LADDER", {"tb-s": ladder.LadderRung(1, 16, steps=4),
+                                           "tb-m": ladder.LadderRung(2, 16, steps=4)})
+    monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def test_a_build_is_deterministic_cached_and_loads_through_the_auto_classes(tiny_ladder, monkeypatch):
+    first = Path(ladder.ensure_ladder_model("tb-m", progress=False))
+    assert first.parent == tiny_ladder / "cache" / "testbed"
+    fresh = tiny_ladder / "again"
+    fresh.mkdir()
+    ladder.build_rung("tb-m", fresh, progress=False)
+    assert (fresh / "model.safetensors").read_bytes() == (first / "model.safetensors").read_bytes()
+    meta = json.loads((first / "pretraining.json").read_text())
+    assert meta["eval"] == json.loads((fresh / "pretraining.json").read_text())["eval"]
+    assert meta["recipe"]["rung"]["steps"] == 4
+
+    calls = []
+    monkeypatch.setattr(ladder, "build_rung", lambda *a, **k: calls.append(a))
+    assert Path(ladder.ensure_ladder_model("tb-m", progress=False)) == first and not calls  # cached: no rebuild
+
+    model = AutoModelForCausalLM.from_pretrained(first)
+    tokenizer = AutoTokenizer.from_pretrained(first)
+    name = world.make_lexicon().binding_names[0]
+    assert model.config.n_layer == 2 and tokenizer(f"{name} red .")["input_ids"] == \
+        [tokenizer.get_vocab()[w] for w in (name, "red", ".")]
+
+
+def test_a_killed_build_leaves_nothing_a_later_run_would_load(tiny_ladder, monkeypatch):
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt  # as a Ctrl-C halfway through pretraining
+
+    monkeypatch.setattr("weak_to_strong.testbed.pretrain.pretrain", die)
+    with pytest.raises(KeyboardInterrupt):
+        ladder.ensure_ladder_model("tb-s", progress=False)
+    root = tiny_ladder / "cache" / "testbed"
+    assert list(root.iterdir()) == []  # neither the target nor a temporary folder
+    monkeypatch.undo()
+
+
+def test_ladder_names_are_registered_models_with_random_controls():
+    for name in ladder.ladder_names():
+        spec = get_model_spec(name)
+        assert spec.builder is not None and spec.default_lr == 1e-4
+    assert ladder.rung("tb-xl-random").steps == 0
+    assert ladder.rung("tb-xl-random").n_layer == ladder.rung("tb-xl").n_layer
+    with pytest.raises(ValueError, match="unknown ladder model 'tb-xxl'.*tb-s"):
+        ladder.rung("tb-xxl")
+
+
+def test_the_ladder_grows_in_size_and_pretraining_compute():
+    rungs = [ladder.rung(n) for n in ladder.LADDER]
+    assert len(rungs) >= 4
+    params = [r.n_layer * r.n_embd ** 2 for r in rungs]
+    assert params == sorted(params) and len(set(params)) == len(params)
+    compute = [p * r.steps for p, r in zip(params, rungs)]
+    assert compute == sorted(compute)
+
+
+# ---------------------------------------------------------------- the shipped ladder
+
+def shipped(name: str) -> Path:
+    path = ladder.shipped_path(name)
+    if path is None:
+        pytest.fail(f"no shipped weights for {name} with the current recipe: run python -m weak_to_strong.testbed ship")
+    return path
+
+
+def test_every_rung_is_shipped_with_the_current_recipe():
+    for name in ladder.ladder_names():
+        path = shipped(name)
+        assert ladder.is_complete(path)
+        assert resolve_model_path(get_model_spec(name)) == str(path)
+
+
+@pytest.mark.parametrize("name", ["tb-s", "tb-m-random"])
+def test_rebuilding_a_shipped_rung_gives_its_evaluation_numbers(name, tmp_path):
+    """The cheap rungs in the default suite; the test below rebuilds the rest (slow)."""
+    check_rebuild(name, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["tb-m", "tb-l", "tb-xl"])
+def test_rebuilding_a_large_shipped_rung_gives_its_evaluation_numbers(name, tmp_path):
+    check_rebuild(name, tmp_path)
+
+
+def check_rebuild(name: str, out: Path) -> None:
+    expected = json.loads((shipped(name) / "pretraining.json").read_text())["eval"]
+    ladder.build_rung(name, out, progress=False)
+    rebuilt = json.loads((out / "pretraining.json").read_text())["eval"]
+    assert rebuilt == pytest.approx(expected, abs=1e-4), (name, rebuilt, expected)
+
+
+# ---------------------------------------------------------------- the science, end to end
+
+def test_a_pretrained_student_recovers_part_of_the_gap_and_its_random_twin_does_not(tmp_path):
+    """tb-s's labels -> tb-xl on testbed_knowledge, seed 0: a real gap, PGR clearly above 0; the same
+    architecture never pretrained recovers far less of the same gap. Guards the science end to end."""
+    from weak_to_strong.config import RunConfig
+    from weak_to_strong.eval import pgr
+    from weak_to_strong.pipeline import run_train_simple
+
+    def accuracy(**flags) -> float:
+        cfg = RunConfig(ds_name="testbed_knowledge", seed=0, results_folder=str(tmp_path), **flags)
+        return run_train_simple(cfg)["accuracy"]
+
+    weak, ceiling = accuracy(model_size="tb-s"), accuracy(model_size="tb-xl")
+    transfer = accuracy(model_size="tb-xl", weak_model_size="tb-s")
+    twin = accuracy(model_size="tb-xl-random", weak_model_size="tb-s")
+    assert ceiling - weak > 0.1
+    assert pgr(weak, transfer, ceiling) > 0.15
+    assert pgr(weak, twin, ceiling) < 0.5 * pgr(weak, transfer, ceiling)

@@ -1,0 +1,75 @@
+"""Build the testbed ladder.
+
+    python -m weak_to_strong.testbed build               # every rung not yet built or shipped, into the cache
+    python -m weak_to_strong.testbed build --fresh=True  # ignore shipped weights and the cache: pretrain again
+    python -m weak_to_strong.testbed ship                # pretrain every rung into the package's weights/
+    python -m weak_to_strong.testbed measure --seeds=0,1,2 [--results_folder=results/testbed]
+    python -m weak_to_strong.testbed report [RESULTS_FOLDER]
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from weak_to_strong.testbed.ladder import (LADDER, SHIPPED_DIR, build_into_cache, cached_path, ensure_ladder_model,
+                                           ladder_names)
+
+
+def parse_names(names) -> list[str]:
+    names = list(LADDER) if names is None else [names] if isinstance(names, str) else list(names)
+    names = [n for part in names for n in str(part).split(",") if n]
+    unknown = [n for n in names if n not in ladder_names()]
+    if unknown:
+        raise ValueError(f"unknown ladder model(s) {', '.join(unknown)}; choose from: {', '.join(ladder_names())}")
+    return names
+
+
+def build(names=None, fresh: bool = False) -> None:
+    """Make every named rung available (shipped, cached, or pretrained now); print where each is."""
+    for name in parse_names(names):
+        if fresh:
+            target = cached_path(name)
+            shutil.rmtree(target, ignore_errors=True)
+            path = str(build_into_cache(name, target))
+        else:
+            path = ensure_ladder_model(name)
+        print(f"{name}: {path}")
+
+
+def ship(names=None) -> None:
+    """Pretrain the named rungs afresh and copy them into the package (weak_to_strong/testbed/weights/)."""
+    for name in parse_names(names):
+        path = ensure_ladder_model(name, use_shipped=False)
+        target = SHIPPED_DIR / name
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(path, target)
+        print(f"{name}: {target}")
+
+
+def measure(seeds="0,1,2", results_folder: str = "results/testbed", ds_name: str = "testbed_knowledge") -> None:
+    """Sweep the ladder and its random twins with xent and logconf on each seed, then print the report."""
+    from weak_to_strong.sweep import parse_int_list
+    from weak_to_strong.testbed.report import run_measurement
+
+    print(run_measurement(results_folder, parse_int_list(seeds, "seeds"), ds_name))
+
+
+def report(results_folder: str = "results/testbed", ds_name: str = "testbed_knowledge") -> None:
+    """The tables and figure of finished measurement runs (see `measure`)."""
+    from weak_to_strong.testbed.report import write_report
+
+    print(write_report(results_folder, ds_name))
+
+
+def main() -> None:
+    import fire
+
+    from weak_to_strong.cli import exit_on_user_error, quiet_libraries
+
+    quiet_libraries()
+    fire.Fire({name: exit_on_user_error(fn) for name, fn in
+               (("build", build), ("ship", ship), ("measure", measure), ("report", report))})
+
+
+if __name__ == "__main__":
+    main()

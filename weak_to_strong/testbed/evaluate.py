@@ -1,0 +1,65 @@
+"""What a pretrained rung knows before any fine-tuning: held-out LM loss and zero-shot task accuracy.
+
+Zero-shot, a task's document is completed by the LM; its answer is the label
+whose words (north / south; warm / cool colours) get more next-token
+probability. These numbers identify a build: rebuilding a rung must give them
+again (tests/test_testbed.py).
+"""
+
+from __future__ import annotations
+
+from random import Random
+
+import torch
+import torch.nn.functional as F
+
+from weak_to_strong.testbed import world
+from weak_to_strong.testbed.pretrain import IGNORE, pack_rows
+
+TASK_WORDS = {
+    "testbed_knowledge": (world.VOTE_VALUES[:1], world.VOTE_VALUES[1:]),
+    "testbed_binding": (world.WARM, world.COOL),
+}
+"""Per task: the words that mean label 1, and those that mean label 0."""
+
+
+def task_rows(task: str) -> list[dict]:
+    return world.knowledge_task_rows("test") if task == "testbed_knowledge" else world.binding_task_rows("test")
+
+
+@torch.no_grad()
+def zero_shot_accuracy(model, tokenizer, rows: list[dict], words: tuple[tuple[str, ...], tuple[str, ...]],
+                       batch_size: int = 256) -> float:
+    vocab = tokenizer.get_vocab()
+    positive = torch.tensor([vocab[w] for w in words[0]])
+    negative = torch.tensor([vocab[w] for w in words[1]])
+    model.eval()
+    correct = 0
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        enc = tokenizer([r["txt"] for r in chunk], return_tensors="pt", padding=True)
+        logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], use_cache=False).logits
+        last = logits[torch.arange(len(chunk)), enc["attention_mask"].sum(1) - 1].softmax(-1)
+        predicted = last[:, positive].sum(-1) > last[:, negative].sum(-1)
+        correct += int((predicted == torch.tensor([r["hard_label"] for r in chunk]).bool()).sum())
+    return correct / len(rows)
+
+
+@torch.no_grad()
+def heldout_loss(model, make_docs, n_rows: int = 64, row_len: int = 128, pad_id: int = 0) -> float:
+    """Mean next-token loss on corpus documents the rung never trained on (their own rng)."""
+    model.eval()
+    batch = pack_rows(make_docs(Random("testbed-heldout"), n_rows * row_len // 24 + 8), n_rows, row_len, pad_id)
+    logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False).logits
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1),
+                           ignore_index=IGNORE).item()
+
+
+def evaluate_rung(model, tokenizer, make_docs, pad_id: int) -> dict:
+    """Held-out LM loss and zero-shot accuracy on each task's test split."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    out = {"heldout_loss": heldout_loss(model, make_docs, pad_id=pad_id)}
+    for task, words in TASK_WORDS.items():
+        out[f"{task}_zero_shot"] = zero_shot_accuracy(model, tokenizer, task_rows(task), words)
+    return out

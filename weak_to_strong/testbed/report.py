@@ -1,0 +1,165 @@
+"""The testbed's measured results: pairs of the ladder, logconf against xent, and the random-weights control.
+
+    python -m weak_to_strong.testbed measure --seeds=0,1,2   # runs the sweeps below, then writes the report
+    python -m weak_to_strong.testbed report RESULTS_FOLDER   # the report only, from finished runs
+
+For each weak -> strong pair of pretrained rungs: the weak floor, the strong
+ceiling, the transfer accuracy with xent and with logconf, PGR (mean ± standard
+error over seeds), and how often the student repeats the weak model's answer on
+the test documents the weak model gets wrong. The control trains each strong
+rung's `-random` twin (same architecture and tokenizer, never pretrained) on the
+same weak labels; its PGR is measured against the pretrained pair's floor and
+ceiling, so the two PGRs are shares of the same gap.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from weak_to_strong import plot, results
+from weak_to_strong.eval import pgr
+from weak_to_strong.testbed.ladder import LADDER, RANDOM_SUFFIX
+
+LOSSES = ("xent", "logconf")
+QUICKSTART_TASK = "testbed_knowledge"
+
+
+def sweep_model_sizes() -> list[str]:
+    """The ladder, smallest first, then the random twins of every rung above the smallest."""
+    names = list(LADDER)
+    return names + [name + RANDOM_SUFFIX for name in names[1:]]
+
+
+def run_measurement(results_folder: str, seeds: list[int], ds_name: str = QUICKSTART_TASK) -> str:
+    """One sweep per loss over the ladder and its random twins (ground-truth runs are shared), then the report."""
+    from weak_to_strong.sweep import run_sweep
+
+    for loss in LOSSES:
+        run_sweep(",".join(sweep_model_sizes()), ds_name=ds_name, seeds=",".join(map(str, seeds)), loss=loss,
+                  results_folder=results_folder)
+    return write_report(results_folder, ds_name)
+
+
+def pair_table(results_folder: str, ds_name: str) -> list[dict]:
+    runs, _ = results.load_runs(results_folder)
+    rows, _ = plot.pair_rows_from_runs([r for r in runs if r.get("ds_name") == ds_name])
+    return rows
+
+
+def by_key(rows: list[dict]) -> dict[tuple, list[dict]]:
+    grouped: dict[tuple, list[dict]] = {}
+    for row in rows:
+        grouped.setdefault((row["weak_model_size"], row["strong_model_size"], row["loss"]), []).append(row)
+    return grouped
+
+
+def summarize(group: list[dict]) -> dict:
+    """Mean ± SE of the accuracies, PGR and agreement of one pair and loss over its seeds."""
+    out = {"n": len(group)}
+    for name in ("weak_acc", "strong_acc", "transfer_acc", "weak_error_agreement"):
+        out[name] = plot.mean_se([r[name] for r in group if not math.isnan(r[name])])
+    out["pgr"] = plot.mean_se([p for p in (pgr(r["weak_acc"], r["transfer_acc"], r["strong_acc"]) for r in group)
+                               if not math.isnan(p)])
+    return out
+
+
+def control_pgr(control: list[dict], pretrained: list[dict]) -> tuple[float, float]:
+    """The random twin's PGR per seed against the pretrained pair's floor and ceiling of the same seed."""
+    ceilings = {r["seed"]: r["strong_acc"] for r in pretrained}
+    values = [pgr(r["weak_acc"], r["transfer_acc"], ceilings[r["seed"]]) for r in control if r["seed"] in ceilings]
+    return plot.mean_se([v for v in values if not math.isnan(v)])
+
+
+def fmt(pair: tuple[float, float], digits: int = 3) -> str:
+    mean, se = pair
+    if math.isnan(mean):
+        return "—"
+    return f"{mean:.{digits}f}" if math.isnan(se) else f"{mean:.{digits}f} ± {se:.{digits}f}"
+
+
+def pretrained_pairs() -> list[tuple[str, str]]:
+    names = list(LADDER)
+    return [(w, s) for i, w in enumerate(names) for s in names[i + 1:]]
+
+
+def effect_table(groups: dict) -> str:
+    header = ["weak → strong", "seeds", "weak floor", "ceiling", "xent transfer", "xent PGR", "logconf transfer",
+              "logconf PGR", "agrees on weak errors (xent / logconf)"]
+    rows = []
+    for weak, strong in pretrained_pairs():
+        got = {loss: summarize(groups[(weak, strong, loss)]) for loss in LOSSES if (weak, strong, loss) in groups}
+        if "xent" not in got:
+            continue
+        x, lc = got["xent"], got.get("logconf")
+        rows.append([f"{weak} → {strong}", x["n"], fmt(x["weak_acc"]), fmt(x["strong_acc"]), fmt(x["transfer_acc"]),
+                     fmt(x["pgr"], 2), fmt(lc["transfer_acc"]) if lc else "—", fmt(lc["pgr"], 2) if lc else "—",
+                     f"{fmt(x['weak_error_agreement'], 2)} / {fmt(lc['weak_error_agreement'], 2) if lc else '—'}"])
+    return plot.markdown_grid(header, rows)
+
+
+def control_table(groups: dict) -> str:
+    header = ["weak → strong", "loss", "pretrained PGR", "random-weights twin: ceiling", "twin transfer",
+              "twin PGR (of the pretrained gap)", "twin agrees on weak errors"]
+    rows = []
+    for weak, strong in pretrained_pairs():
+        for loss in LOSSES:
+            pretrained = groups.get((weak, strong, loss))
+            control = groups.get((weak, strong + RANDOM_SUFFIX, loss))
+            if not pretrained or not control:
+                continue
+            twin = summarize(control)
+            rows.append([f"{weak} → {strong}", loss, fmt(summarize(pretrained)["pgr"], 2), fmt(twin["strong_acc"]),
+                         fmt(twin["transfer_acc"]), fmt(control_pgr(control, pretrained), 2),
+                         fmt(twin["weak_error_agreement"], 2)])
+    return plot.markdown_grid(header, rows)
+
+
+def plot_pgr(groups: dict, ds_name: str):
+    """PGR against the strong rung, a line per weak rung; solid: pretrained student, dashed: its random twin."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(LADDER)
+    fig, axes = plt.subplots(1, len(LOSSES), figsize=(5.2 * len(LOSSES), 4.2), sharey=True)
+    colors = plt.get_cmap("viridis")([i / max(1, len(names) - 1) for i in range(len(names))])
+    for ax, loss in zip(axes, LOSSES):
+        for i, weak in enumerate(names[:-1]):
+            stronger = names[i + 1:]
+            for suffix, style in (("", "-"), (RANDOM_SUFFIX, "--")):
+                points = [(names.index(s), summarize(groups[(weak, s + suffix, loss)])["pgr"] if not suffix else
+                           control_pgr(groups[(weak, s + suffix, loss)], groups.get((weak, s, loss), [])))
+                          for s in stronger if (weak, s + suffix, loss) in groups]
+                if not points:
+                    continue
+                xs, ys = [x for x, _ in points], [p[0] for _, p in points]
+                ax.errorbar(xs, ys, yerr=[0 if math.isnan(p[1]) else p[1] for _, p in points], color=colors[i],
+                            linestyle=style, marker="o" if not suffix else "x", capsize=3,
+                            label=f"weak {weak}" + (" (random-weights student)" if suffix else ""))
+        ax.axhline(0, color="gray", linewidth=0.8)
+        ax.set_xticks(range(len(names)), names)
+        ax.set_xlabel("strong student")
+        ax.set_title(f"{loss}")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("PGR (mean ± SE over seeds)")
+    axes[-1].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{ds_name}: performance gap recovered")
+    fig.tight_layout()
+    return fig
+
+
+def write_report(results_folder: str, ds_name: str = QUICKSTART_TASK) -> str:
+    """Markdown tables and the PGR figure under RESULTS_FOLDER/plots; returns the tables."""
+    groups = by_key(pair_table(results_folder, ds_name))
+    if not groups:
+        raise ValueError(f"no finished {ds_name} weak-to-strong runs under {str(results_folder)!r}")
+    text = (f"## {ds_name}: weak-to-strong on the pretrained ladder\n\n{effect_table(groups)}\n"
+            f"## {ds_name}: control, strong rungs with random weights\n\n{control_table(groups)}")
+    out_dir = results.plots_dir(results_folder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, png = results.testbed_report_paths(out_dir, ds_name)
+    md.write_text(text)
+    plot_pgr(groups, ds_name).savefig(png, dpi=150)
+    return text
