@@ -282,3 +282,17 @@ def test_plot_command_bad_input_is_one_error_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         plot.plot_results(str(tmp_path))
     assert exit_info.value.code == 2 and "no weak-to-strong runs" in capsys.readouterr().err
+
+
+def test_weak_error_agreement_counts_repeated_errors_on_the_weak_models_mistakes(tmp_path):
+    from weak_to_strong import results
+    from weak_to_strong.plot import weak_error_agreement
+
+    weak, student = tmp_path / "weak", tmp_path / "student"
+    weak.mkdir(), student.mkdir()
+    # Weak is wrong on ids 1, 2 and 3; the student repeats the error on 1, corrects 2 and 3, and is
+    # wrong on its own on 0 (which does not count: the weak model was right there).
+    results.write_predictions(weak, [0, 1, 2, 3], [0.9, 0.8, 0.3, 0.6], [1, 0, 1, 0])
+    results.write_predictions(student, [3, 2, 1, 0], [0.2, 0.7, 0.9, 0.1], [0, 1, 0, 1])
+    assert weak_error_agreement(str(weak), str(student)) == pytest.approx(1 / 3)
+    assert math.isnan(weak_error_agreement(str(weak), str(tmp_path / "no_predictions")))

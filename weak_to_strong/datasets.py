@@ -126,6 +126,8 @@ class DatasetSpec:
     """(our split, source split): test sets without public labels use the validation split."""
     generator: Callable[[str], Dataset] | None = None
     """Builds a source split locally, with no download (synthetic data)."""
+    description: str = ""
+    """What the data holds and what it asks; for generated tasks also why a weak model errs."""
 
     def source_split(self, split: str) -> str:
         return dict(self.splits)[split]
@@ -140,8 +142,18 @@ DATASETS: dict[str, DatasetSpec] = {
     "boolq": DatasetSpec(format_boolq, hub_id="google/boolq", splits=(("train", "train"), ("test", "validation"))),
     "synthetic": DatasetSpec(format_identity, generator=generate_synthetic),
     # The laptop testbed's tasks: their labels need what the tb-* ladder learnt in pretraining.
-    "testbed_knowledge": DatasetSpec(format_identity, generator=generate_testbed_knowledge),
-    "testbed_binding": DatasetSpec(format_identity, generator=generate_testbed_binding),
+    "testbed_knowledge": DatasetSpec(format_identity, generator=generate_testbed_knowledge, description=(
+        "Corpus: 1,000 generated people (given name + family name), each with one fact, 'GIVEN FAMILY votes "
+        "north|south .', stated many times in lists of facts. Task: 'GIVEN FAMILY votes' -> 1 if north; people are "
+        "split between train (500) and test (500), so fine-tuning cannot teach a test person's vote: only "
+        "pretraining can. Weak models memorise fewer facts and fall back on the family, which votes its majority "
+        "way 4 times in 5: confidently wrong on the other fifth.")),
+    "testbed_binding": DatasetSpec(format_identity, generator=generate_testbed_binding, description=(
+        "Corpus: documents that bind 2-6 names to colours ('NAME COLOUR .'), then ask each binding back "
+        "('Q NAME COLOUR .'); colours are drawn afresh per document. Task: the bindings, then 'Q NAME' -> 1 if "
+        "the name's colour is warm (20,000 train / 2,000 test documents). Answering needs an induction circuit "
+        "(two attention layers); without it a model can only count warm against cool colours, right about 2 "
+        "times in 3 and confidently wrong when the asked name holds the minority colour.")),
 }
 
 
@@ -201,7 +213,8 @@ def format_split(ds: Dataset, spec: DatasetSpec, seed: int, n_docs: int) -> Data
     ds = ds.remove_columns([c for c in ("id",) if c in ds.column_names]).add_column("id", list(range(len(ds))))
     ds = ds.shuffle(seed=seed).select(range(min(n_docs, len(ds))))
     rng = Random(seed)
-    rows = [{"id": ex["id"], **spec.formatter(ex, rng)} for ex in ds]
+    # One Arrow-to-Python conversion, not a formatted lookup per row (a tenth of a second per 1,000 rows).
+    rows = [{"id": ex["id"], **spec.formatter(ex, rng)} for ex in ds.to_list()]
     for row in rows:
         row["soft_label"] = [1.0 - row["hard_label"], float(row["hard_label"])]
     return Dataset.from_list(rows) if rows else Dataset.from_dict({"id": [], "txt": [], "hard_label": [], "soft_label": []})

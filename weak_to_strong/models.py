@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from weak_to_strong.testbed.ladder import ladder_names
+from weak_to_strong.testbed.ladder import ladder_names, rung
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,8 @@ _SPECS = [
     ModelSpec("toy-large", default_lr=1e-3, eval_batch_size=256, minibatch_size=32, builder=_toy_builder("toy-large")),
     # The laptop testbed's ladder: pretrained locally on a generated corpus (weak_to_strong/testbed), smallest first.
     # `-random`: the same architectures never pretrained (the control).
-    *(ModelSpec(name, default_lr=1e-4, eval_batch_size=256, minibatch_size=32, builder=_ladder_builder(name))
-      for name in ladder_names()),
+    *(ModelSpec(name, default_lr=rung(name).finetune_lr, eval_batch_size=256, minibatch_size=32,
+                builder=_ladder_builder(name)) for name in ladder_names()),
 ]
 
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}

@@ -146,6 +146,30 @@ def test_serial_stops_at_the_first_failure(tmp_path):
     assert outcomes["a"].status == "failed" and "b" not in outcomes
 
 
+def test_serial_runs_calls_in_process_and_stops_at_a_failed_one(tmp_path, capsys):
+    ran = []
+
+    def bad_input():
+        raise ValueError("no such dataset")
+
+    jobs = [executors.Job("a", "a", ["false"], tmp_path / "a.log", call=lambda: ran.append("a")),
+            executors.Job("b", "b", ["true"], tmp_path / "b.log", needs=("a",), call=bad_input),
+            executors.Job("c", "c", ["true"], tmp_path / "c.log", call=lambda: ran.append("c"))]
+    outcomes = executors.run_serial(jobs)
+    assert ran == ["a"]  # a's command ("false") never ran: its call did
+    assert outcomes["a"].status == "done" and outcomes["b"].status == "failed" and "c" not in outcomes
+    assert "error: no such dataset" in capsys.readouterr().out
+
+
+def test_a_serial_sweep_makes_in_process_calls_and_the_others_commands(tmp_path):
+    from weak_to_strong.sweep import make_jobs
+
+    base = RunConfig(**SWEEP_FLAGS, model_size="toy-small", results_folder=str(tmp_path))
+    plan = plan_sweep(["toy-small"])
+    assert all(j.call is not None for j in make_jobs(base, {}, plan, SweepOptions()))
+    assert all(j.call is None for j in make_jobs(base, {}, plan, SweepOptions(executor="local")))
+
+
 # ---------------------------------------------------------------- real toy sweeps
 
 def test_local_pool_of_two_cpu_workers_gives_the_serial_results(tmp_path, subprocess_env, in_process, capsys):

@@ -5,6 +5,7 @@
     python -m weak_to_strong.testbed ship                # pretrain every rung into the package's weights/
     python -m weak_to_strong.testbed measure --seeds=0,1,2 [--results_folder=results/testbed]
     python -m weak_to_strong.testbed report [RESULTS_FOLDER]
+    python -m weak_to_strong.testbed throughput [--steps=60] [--out=FILE.json]   # pretraining MFU per rung
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ def report(results_folder: str = "results/testbed", ds_name: str = "testbed_know
     print(write_report(results_folder, ds_name))
 
 
+def throughput(steps: int = 60, out: str | None = None) -> None:
+    """Time `steps` pretraining steps of each rung; print tokens/s, MFU against the measured matmul peak."""
+    from weak_to_strong.testbed.throughput import format_rows, measure_ladder
+
+    print(format_rows(measure_ladder(steps, out)))
+
+
 def main() -> None:
     import fire
 
@@ -68,7 +76,8 @@ def main() -> None:
 
     quiet_libraries()
     fire.Fire({name: exit_on_user_error(fn) for name, fn in
-               (("build", build), ("ship", ship), ("measure", measure), ("report", report))})
+               (("build", build), ("ship", ship), ("measure", measure), ("report", report),
+                                         ("throughput", throughput))})
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from random import Random
 import torch
 import torch.nn.functional as F
 
+from weak_to_strong.batching import pad_batch
 from weak_to_strong.testbed import world
 from weak_to_strong.testbed.pretrain import IGNORE, pack_rows
 
@@ -37,9 +38,10 @@ def zero_shot_accuracy(model, tokenizer, rows: list[dict], words: tuple[tuple[st
     correct = 0
     for start in range(0, len(rows), batch_size):
         chunk = rows[start:start + batch_size]
-        enc = tokenizer([r["txt"] for r in chunk], return_tensors="pt", padding=True)
-        logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], use_cache=False).logits
-        last = logits[torch.arange(len(chunk)), enc["attention_mask"].sum(1) - 1].softmax(-1)
+        ids = tokenizer([r["txt"] for r in chunk])["input_ids"]
+        input_ids, mask = pad_batch(ids, pad_id=0)
+        logits = model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits
+        last = logits[torch.arange(len(chunk)), mask.sum(1) - 1].softmax(-1)
         predicted = last[:, positive].sum(-1) > last[:, negative].sum(-1)
         correct += int((predicted == torch.tensor([r["hard_label"] for r in chunk]).bool()).sum())
     return correct / len(rows)
@@ -57,8 +59,6 @@ def heldout_loss(model, make_docs, n_rows: int = 64, row_len: int = 128, pad_id:
 
 def evaluate_rung(model, tokenizer, make_docs, pad_id: int) -> dict:
     """Held-out LM loss and zero-shot accuracy on each task's test split."""
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
     out = {"heldout_loss": heldout_loss(model, make_docs, pad_id=pad_id)}
     for task, words in TASK_WORDS.items():
         out[f"{task}_zero_shot"] = zero_shot_accuracy(model, tokenizer, task_rows(task), words)

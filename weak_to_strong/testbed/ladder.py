@@ -37,16 +37,19 @@ class LadderRung:
     lr: float = 3e-3
     n_head: int = 2
     seed: int = 0
+    finetune_lr: float = 1e-4
+    """The registry's default fine-tuning lr: the best ground-truth accuracy over 1e-4, 3e-4, 1e-3 and 3e-3
+    (5 seeds on testbed_knowledge, README "The testbed")."""
 
     def settings(self) -> PretrainSettings:
         return PretrainSettings(steps=self.steps, lr=self.lr, seed=self.seed, row_len=CONTEXT)
 
 
 LADDER: dict[str, LadderRung] = {
-    "tb-s": LadderRung(n_layer=1, n_embd=32, steps=1500),
-    "tb-m": LadderRung(n_layer=2, n_embd=64, steps=2000),
+    "tb-s": LadderRung(n_layer=1, n_embd=32, steps=1500, finetune_lr=1e-3),
+    "tb-m": LadderRung(n_layer=2, n_embd=64, steps=4000),
     "tb-l": LadderRung(n_layer=3, n_embd=96, steps=2500),
-    "tb-xl": LadderRung(n_layer=4, n_embd=128, steps=3000),
+    "tb-xl": LadderRung(n_layer=4, n_embd=128, steps=3000, lr=1e-3),
 }
 """Names to rungs, smallest first: more layers, width and pretraining compute up the ladder."""
 RANDOM_SUFFIX = "-random"
@@ -69,7 +72,8 @@ def ladder_names() -> list[str]:
 
 def recipe(name: str) -> dict:
     """Everything a build depends on; its hash names the cache folder."""
-    return {"version": RECIPE_VERSION, "rung": asdict(rung(name)), "context": CONTEXT,
+    pretraining = {k: v for k, v in asdict(rung(name)).items() if k != "finetune_lr"}
+    return {"version": RECIPE_VERSION, "rung": pretraining, "context": CONTEXT,
             "knowledge_share": CORPUS_KNOWLEDGE_SHARE, "binding": asdict(world.BINDING),
             "knowledge": asdict(world.KNOWLEDGE)}
 

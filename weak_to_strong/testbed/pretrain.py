@@ -86,27 +86,32 @@ def corpus_batches(make_docs: DocSource, settings: PretrainSettings, pad_id: int
         yield pack_rows(make_docs(rng, docs_per_batch), settings.batch_rows, settings.row_len, pad_id)
 
 
+def train_step(model, opt: torch.optim.Optimizer, batch: PackedBatch) -> float:
+    """One causal-LM step on a packed batch (no mask: the restarting position ids separate documents)."""
+    logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False).logits
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1), ignore_index=IGNORE)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss.item()
+
+
 def pretrain(model, make_docs: DocSource, settings: PretrainSettings, pad_id: int,
              progress: Callable[[int, float], None] | None = None) -> dict:
     """Train `model` (a causal LM) in place; returns the mean loss of the last tenth, tokens and seconds."""
     torch.manual_seed(settings.seed)
     model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=settings.lr, betas=(0.9, 0.98), fused=True)
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr, betas=(0.9, 0.98), fused=True)
     tokens, tail_losses, start = 0, [], time.perf_counter()
     for step, batch in enumerate(corpus_batches(make_docs, settings, pad_id)):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, settings)
-        logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False).logits
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1), ignore_index=IGNORE)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        loss = train_step(model, opt, batch)
         tokens += batch.real_tokens
         if step >= settings.steps * 0.9:
-            tail_losses.append(loss.item())
+            tail_losses.append(loss)
         if progress is not None:
-            progress(step, loss.item())
+            progress(step, loss)
     return {"final_loss": sum(tail_losses) / max(1, len(tail_losses)), "tokens": tokens,
             "seconds": time.perf_counter() - start}

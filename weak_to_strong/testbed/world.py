@@ -12,10 +12,12 @@ Two mechanisms, one corpus:
   heuristic that is right about two times in three and confidently wrong on
   documents where the asked name holds the minority colour.
 * **Knowledge (in weights).** A fixed population of people, each with a
-  given name and a family name, and a binary fact about each ("Mara Tovel
+  given name and a family name, and a binary fact about each ("dura nakemi
   votes north ."). Families lean one way (a family votes its majority value
   four times in five), so the family is a shallow cue; the individual fact has
-  to be memorised, and small models with less pretraining memorise fewer.
+  to be memorised, and small models with less pretraining memorise fewer. The
+  task splits people, not facts, between train and test: fine-tuning cannot
+  teach a test person's vote.
 
 Everything is generated from fixed seeds with no download; the tasks are fixed
 per split, like hub datasets (the run seed only shuffles them).

@@ -1,0 +1,73 @@
+"""Pretraining throughput of each ladder rung, measured as the benchmark measures training (bench.py).
+
+    python -m weak_to_strong.testbed throughput [--steps=60] [--out=bench/testbed-pretraining.json]
+
+MFU = 6 x non-embedding parameters x real (non-padding) tokens per second,
+over the higher of the fp32 matmul peaks measured just before and just after
+the timed steps, in the same process. The share of a step spent drawing and
+packing documents (Python) is reported beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from weak_to_strong.bench import measure_matmul_peak, model_flops
+from weak_to_strong.testbed.ladder import LADDER, make_doc_source, make_tokenizer, rung
+from weak_to_strong.testbed.pretrain import corpus_batches, train_step
+from weak_to_strong.train import non_embedding_params
+
+
+def measure_rung(name: str, steps: int, warmup: int = 10) -> dict:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    spec, tokenizer = rung(name), make_tokenizer()
+    vocab = tokenizer.get_vocab()
+    config = GPT2Config(vocab_size=len(vocab), n_positions=128, n_layer=spec.n_layer, n_embd=spec.n_embd,
+                        n_head=spec.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(config).train()
+    opt = torch.optim.Adam(model.parameters(), lr=spec.lr, betas=(0.9, 0.98), fused=True)
+    settings = spec.settings()
+    batches = corpus_batches(make_doc_source(vocab), type(settings)(**{**settings.__dict__, "steps": steps + warmup}),
+                             pad_id=vocab[tokenizer.eos_token])
+    for _ in range(warmup):
+        train_step(model, opt, next(batches))
+    peak_before = measure_matmul_peak(torch.device("cpu"), torch.float32)
+    data_seconds, step_seconds, tokens = 0.0, 0.0, 0
+    for _ in range(steps):
+        start = time.perf_counter()
+        batch = next(batches)
+        drawn = time.perf_counter()
+        train_step(model, opt, batch)
+        data_seconds += drawn - start
+        step_seconds += time.perf_counter() - drawn
+        tokens += batch.real_tokens
+    peak = max(peak_before, measure_matmul_peak(torch.device("cpu"), torch.float32))
+    n_params = non_embedding_params(model)
+    wall = data_seconds + step_seconds
+    flops = model_flops(n_params, tokens, "train")
+    return {"rung": name, "n_layer": spec.n_layer, "n_embd": spec.n_embd, "non_embedding_params": n_params,
+            "steps": steps, "real_tokens_per_s": tokens / wall, "matmul_peak_flops": peak,
+            "mfu": flops / wall / peak, "mfu_model_steps_only": flops / step_seconds / peak,
+            "data_share": data_seconds / wall, "threads": torch.get_num_threads()}
+
+
+def measure_ladder(steps: int = 60, out: str | None = None) -> list[dict]:
+    rows = [measure_rung(name, steps) for name in LADDER]
+    if out:
+        Path(out).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=2))
+    return rows
+
+
+def format_rows(rows: list[dict]) -> str:
+    lines = ["rung    params   tokens/s   MFU    MFU (steps only)   data share"]
+    for r in rows:
+        lines.append(f"{r['rung']:<7} {r['non_embedding_params']:>7,} {r['real_tokens_per_s']:>9,.0f}  "
+                     f"{100 * r['mfu']:5.1f}%  {100 * r['mfu_model_steps_only']:5.1f}%  "
+                     f"{100 * r['data_share']:9.1f}%")
+    return "\n".join(lines)
