@@ -8,9 +8,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from weak_to_strong import results
 from weak_to_strong.datasets import load_dataset
 from weak_to_strong.models import get_model_spec, resolve_model_path
 from weak_to_strong.testbed import ladder, world
@@ -222,3 +222,25 @@ def test_a_pretrained_student_recovers_part_of_the_gap_and_its_random_twin_does_
     assert ceiling - weak > 0.1
     assert pgr(weak, transfer, ceiling) > 0.15
     assert pgr(weak, twin, ceiling) < 0.5 * pgr(weak, transfer, ceiling)
+
+
+def test_control_pgr_is_a_share_of_the_pretrained_pairs_gap():
+    from weak_to_strong.testbed.report import control_pgr
+
+    pretrained = [{"seed": s, "weak_acc": 0.8, "strong_acc": 1.0, "transfer_acc": 0.9} for s in (0, 1)]
+    control = [{"seed": 0, "weak_acc": 0.8, "strong_acc": 0.5, "transfer_acc": 0.7},
+               {"seed": 1, "weak_acc": 0.8, "strong_acc": 0.5, "transfer_acc": 0.9}]
+    mean, se = control_pgr(control, pretrained)  # -0.5 and +0.5: its own ceiling (0.5) plays no part
+    assert mean == pytest.approx(0.0) and se == pytest.approx(0.5)
+
+
+def test_measure_writes_the_tables_and_figure_for_every_pair(tmp_path):
+    from weak_to_strong.testbed.report import run_measurement
+
+    text = run_measurement(str(tmp_path), seeds=[0])
+    for weak, strong in (("tb-s", "tb-m"), ("tb-s", "tb-xl"), ("tb-l", "tb-xl")):
+        assert f"| {weak} → {strong} | 1 |" in text  # effect table row
+        assert f"| {weak} → {strong} | logconf |" in text  # control table row
+    assert "gap < 0.05: PGR is noise" in text  # tb-l -> tb-xl: both know every fact
+    md, png = results.testbed_report_paths(tmp_path / "plots", "testbed_knowledge")
+    assert md.read_text() == text and png.stat().st_size > 10_000

@@ -108,11 +108,22 @@ def make_doc_source(vocab: dict[str, int], knowledge_share: float = CORPUS_KNOWL
     return draw
 
 
+def init_model(name: str, vocab_size: int, eos_id: int):
+    """The rung's GPT-2 causal LM with its initial random weights (seeded): what pretraining starts from."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    spec = rung(name)
+    config = GPT2Config(vocab_size=vocab_size, n_positions=CONTEXT, n_layer=spec.n_layer, n_embd=spec.n_embd,
+                        n_head=spec.n_head, bos_token_id=eos_id, eos_token_id=eos_id,
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    torch.manual_seed(spec.seed)
+    return GPT2LMHeadModel(config)
+
+
 def build_rung(name: str, out_dir: Path, progress: bool = True) -> dict:
     """Pretrain one rung and save model + tokenizer into out_dir; returns the pretraining stats."""
-    import torch
     from tqdm.auto import tqdm
-    from transformers import GPT2Config, GPT2LMHeadModel
 
     from weak_to_strong.testbed.evaluate import evaluate_rung
     from weak_to_strong.testbed.pretrain import pretrain
@@ -121,11 +132,7 @@ def build_rung(name: str, out_dir: Path, progress: bool = True) -> dict:
     tokenizer = make_tokenizer()
     vocab = tokenizer.get_vocab()
     eos = vocab[world.EOS]
-    config = GPT2Config(vocab_size=len(vocab), n_positions=CONTEXT, n_layer=spec.n_layer, n_embd=spec.n_embd,
-                        n_head=spec.n_head, bos_token_id=eos, eos_token_id=eos,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-    torch.manual_seed(spec.seed)
-    model = GPT2LMHeadModel(config)
+    model = init_model(name, len(vocab), eos)
     bar = tqdm(total=spec.steps, desc=f"pretraining {name}", disable=not progress or not spec.steps, leave=False)
 
     def report(step: int, loss: float) -> None:

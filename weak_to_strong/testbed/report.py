@@ -15,7 +15,6 @@ ceiling, so the two PGRs are shares of the same gap.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from weak_to_strong import plot, results
 from weak_to_strong.eval import pgr

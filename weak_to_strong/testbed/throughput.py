@@ -12,29 +12,24 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from weak_to_strong.bench import measure_matmul_peak, model_flops
-from weak_to_strong.testbed.ladder import LADDER, make_doc_source, make_tokenizer, rung
-from weak_to_strong.testbed.pretrain import corpus_batches, train_step
+from weak_to_strong.testbed.ladder import LADDER, init_model, make_doc_source, make_tokenizer, rung
+from weak_to_strong.testbed.pretrain import corpus_batches, make_optimizer, train_step
 from weak_to_strong.train import non_embedding_params
 
 
 def measure_rung(name: str, steps: int, warmup: int = 10) -> dict:
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     spec, tokenizer = rung(name), make_tokenizer()
     vocab = tokenizer.get_vocab()
-    config = GPT2Config(vocab_size=len(vocab), n_positions=128, n_layer=spec.n_layer, n_embd=spec.n_embd,
-                        n_head=spec.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(config).train()
-    opt = torch.optim.Adam(model.parameters(), lr=spec.lr, betas=(0.9, 0.98), fused=True)
-    settings = spec.settings()
-    batches = corpus_batches(make_doc_source(vocab), type(settings)(**{**settings.__dict__, "steps": steps + warmup}),
-                             pad_id=vocab[tokenizer.eos_token])
+    eos = vocab[tokenizer.eos_token]
+    model = init_model(name, len(vocab), eos).train()
+    opt = make_optimizer(model, spec.lr)
+    batches = corpus_batches(make_doc_source(vocab), replace(spec.settings(), steps=steps + warmup), pad_id=eos)
     for _ in range(warmup):
         train_step(model, opt, next(batches))
     peak_before = measure_matmul_peak(torch.device("cpu"), torch.float32)
