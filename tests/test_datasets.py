@@ -112,7 +112,8 @@ def test_missing_local_paths_raise(tmp_path, local_copies):
 
 
 def test_registry_has_every_dataset():
-    assert set(DATASETS) == {"amazon_polarity", "sciq", "anthropic_hh", "cosmos_qa", "boolq", "synthetic"}
+    assert set(DATASETS) == {"amazon_polarity", "sciq", "anthropic_hh", "cosmos_qa", "boolq", "synthetic",
+                             "testbed_knowledge", "testbed_binding"}
 
 
 def test_synthetic_is_balanced_fixed_and_offline():

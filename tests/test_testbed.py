@@ -244,3 +244,11 @@ def test_measure_writes_the_tables_and_figure_for_every_pair(tmp_path):
     assert "gap < 0.05: PGR is noise" in text  # tb-l -> tb-xl: both know every fact
     md, png = results.testbed_report_paths(tmp_path / "plots", "testbed_knowledge")
     assert md.read_text() == text and png.stat().st_size > 10_000
+
+
+def test_testbed_registry_entries_say_what_the_corpus_holds_what_is_asked_and_why_weak_models_err():
+    from weak_to_strong.datasets import DATASETS
+
+    for name in ("testbed_knowledge", "testbed_binding"):
+        about = DATASETS[name].description
+        assert about.startswith("Corpus:") and "Task:" in about and "confidently wrong" in about
