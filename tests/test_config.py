@@ -84,7 +84,9 @@ def test_weak_labels_path_runs_are_named_by_their_labels(tmp_path):
     (dict(batch_size=32, minibatch_size_per_device=5), "--batch_size=32 is not a multiple of"),
     (dict(n_docs=1), "--n_docs=1 is too small to split"),
     (dict(batch_size=0), "--batch_size must be a positive integer"),
-    (dict(lr=-1.0), "--lr must be a positive number"),
+    (dict(lr=-1.0), "--lr must be a positive finite number"),
+    (dict(lr=float("inf")), "--lr must be a positive finite number, got inf"),  # fire reads --lr=1e999 as inf
+    (dict(lr=float("nan")), "--lr must be a positive finite number, got nan"),
     (dict(pack="maybe"), "--pack must be True or False, got 'maybe'"),
 ])
 def test_bad_config_raises_a_clear_error(flags, message):

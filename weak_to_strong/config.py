@@ -8,6 +8,7 @@ retrain) cannot change a run's results and are left out of both.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -125,8 +126,9 @@ def validate_config(cfg: RunConfig) -> None:
     get_model_spec(cfg.model_size)
     if cfg.weak_model_size is not None:
         get_model_spec(cfg.weak_model_size)
-    if cfg.lr is not None and (isinstance(cfg.lr, bool) or not isinstance(cfg.lr, (int, float)) or cfg.lr <= 0):
-        raise ValueError(f"--lr must be a positive number, got {cfg.lr!r}")
+    if cfg.lr is not None and (isinstance(cfg.lr, bool) or not isinstance(cfg.lr, (int, float)) or cfg.lr <= 0
+                               or not math.isfinite(cfg.lr)):
+        raise ValueError(f"--lr must be a positive finite number, got {cfg.lr!r}")
     if cfg.weak_model_size is not None and cfg.weak_labels_path is not None:
         raise ValueError("give either --weak_model_size or --weak_labels_path, not both")
     if cfg.minibatch_size_per_device is not None and cfg.batch_size % cfg.minibatch_size_per_device:

@@ -20,6 +20,8 @@ from typing import Callable
 
 from datasets import Dataset, load_from_disk
 
+from weak_to_strong.checks import check_binary_label
+
 DATA_DIR_ENV = "W2S_DATA_DIR"
 LOCAL_FILE_TYPES = {".parquet": "parquet", ".jsonl": "json", ".json": "json"}
 
@@ -207,14 +209,26 @@ def load_source_split(name: str, spec: DatasetSpec, split: str, data_dir: Path |
     return datasets.load_dataset(spec.hub_id, spec.hub_config, split=source_split)
 
 
-def format_split(ds: Dataset, spec: DatasetSpec, seed: int, n_docs: int) -> Dataset:
-    """Shuffle (seeded), keep n_docs, then format with a seeded rng: the same seed gives the same rows."""
+def format_row(spec: DatasetSpec, ex: dict, rng: Random, where: str) -> dict:
+    """One source row through the dataset's formatter, its label checked to be 0 or 1."""
+    try:
+        row = spec.formatter(ex, rng)
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+        raise ValueError(f"{where}, row {ex['id']}: cannot be formatted ({type(e).__name__}: {e})") from None
+    row["hard_label"] = check_binary_label(row["hard_label"], f"{where}, row {ex['id']}")
+    return row
+
+
+def format_split(ds: Dataset, spec: DatasetSpec, seed: int, n_docs: int, where: str = "dataset") -> Dataset:
+    """Shuffle (seeded), keep n_docs, then format with a seeded rng: the same seed gives the same rows.
+
+    `where` names the data in errors (dataset, split and source)."""
     # Our own stable id (the source row index): source ids differ in type across datasets, or are missing.
     ds = ds.remove_columns([c for c in ("id",) if c in ds.column_names]).add_column("id", list(range(len(ds))))
     ds = ds.shuffle(seed=seed).select(range(min(n_docs, len(ds))))
     rng = Random(seed)
     # One Arrow-to-Python conversion, not a formatted lookup per row (a tenth of a second per 1,000 rows).
-    rows = [{"id": ex["id"], **spec.formatter(ex, rng)} for ex in ds.to_list()]
+    rows = [{"id": ex["id"], **format_row(spec, ex, rng, where)} for ex in ds.to_list()]
     for row in rows:
         row["soft_label"] = [1.0 - row["hard_label"], float(row["hard_label"])]
     return Dataset.from_list(rows) if rows else Dataset.from_dict({"id": [], "txt": [], "hard_label": [], "soft_label": []})
@@ -227,9 +241,22 @@ def load_dataset(name: str, seed: int = 0, split_sizes: dict[str, int] | None = 
     root = resolve_data_dir(data_dir)
     split_sizes = split_sizes or {"train": 10**12, "test": 10**12}
     return {
-        split: format_split(load_source_split(name, spec, split, root), spec, seed, n)
+        split: format_split(load_source_split(name, spec, split, root), spec, seed, n,
+                            where=describe_source(name, spec, split, root))
         for split, n in split_sizes.items()
     }
+
+
+def describe_source(name: str, spec: DatasetSpec, split: str, data_dir: Path | None) -> str:
+    """Where a split comes from, for error messages: built in, a local copy's folder, or the hub id."""
+    source_split = spec.source_split(split)
+    if spec.generator is not None:
+        origin = "built in"
+    elif data_dir is not None:
+        origin = str(data_dir / name)
+    else:
+        origin = f"hub {spec.hub_id}"
+    return f"dataset {name!r} split {source_split!r} ({origin})"
 
 
 # ---------------------------------------------------------------- tokenization

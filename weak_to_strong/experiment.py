@@ -76,9 +76,11 @@ def parse_losses(transfer_loss) -> tuple[str, ...]:
 def check_optional_positive(name: str, value, kind: type) -> None:
     if value is None:
         return
-    ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int) and value > 0
+    ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int) and value > 0 \
+        and math.isfinite(value)
     if not ok:
-        raise ValueError(f"--{name} must be a positive {'number' if kind is float else 'integer'}, got {value!r}")
+        raise ValueError(f"--{name} must be a positive {'finite number' if kind is float else 'integer'}, "
+                         f"got {value!r}")
 
 
 def validate_w2s_config(cfg: WeakToStrongConfig) -> None:

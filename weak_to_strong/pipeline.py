@@ -19,6 +19,7 @@ import torch
 
 from weak_to_strong import results
 from weak_to_strong.batching import Examples
+from weak_to_strong.checks import check_predictions
 from weak_to_strong.config import (RunConfig, is_transfer, result_dict, token_budgets, use_fsdp, weak_run_config,
                                    with_defaults)
 from weak_to_strong.datasets import load_dataset
@@ -171,11 +172,13 @@ def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, dp: Da
     start = time.time()
     train_model(model, train_ex, make_loss(cfg.loss), settings, device, pad_id, logger, evaluate, dp)
     test_probs = predict(test_ex)  # kept: agreement with the weak model is measured on them
+    check_predictions(test_probs, "test predictions")
     final = {"eval_accuracy": accuracy(test_probs, test_ex.labels)}
     logger.log({"final": True, "train_seconds": time.time() - start, **final})
     if data.to_label is not None:
         to_label = Examples.from_dataset(data.to_label)
         probs = predict(to_label, desc="weak labels")
+        check_predictions(probs, "weak labels")
         if dp.is_main:
             results.save_weak_labels(make_weak_labels(data.to_label, probs), run_path / results.WEAK_LABELS_DIR)
     if cfg.save_model:

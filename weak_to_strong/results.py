@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from weak_to_strong.checks import soft_label_problem
 from weak_to_strong.config import RunConfig, result_dict, short_keys
 
 CONFIG_FILE = "config.json"
@@ -124,13 +125,22 @@ def replace_dir_atomic(build, path: Path) -> None:
 
 
 def save_weak_labels(ds, path: Path) -> None:
+    problem = soft_label_problem(ds["soft_label"])
+    if problem is not None:
+        raise ValueError(f"refusing to write weak labels to {str(path)!r}: {problem}")
     replace_dir_atomic(lambda tmp: ds.save_to_disk(str(tmp)), path)
 
 
 def load_weak_labels(path: str | Path):
+    """Weak labels as saved by a ground-truth run, checked to be probabilities."""
     from datasets import load_from_disk
 
-    return load_from_disk(str(path))
+    ds = load_from_disk(str(path))
+    problem = soft_label_problem(ds["soft_label"]) if "soft_label" in ds.column_names else "no soft_label column"
+    if problem is not None:
+        raise ValueError(f"weak labels at {str(path)!r} are not usable ({problem}); "
+                         "rerun the ground-truth run that wrote them with --force_retrain")
+    return ds
 
 
 def save_model_weights(model, path: Path) -> None:

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from weak_to_strong.batching import (Examples, RowPacking, plan_minibatches, sort_by_length, split_chunks,
                                     split_for_packing)
+from weak_to_strong.checks import check_finite_loss
 from weak_to_strong.distributed import DataParallel, Part
 from weak_to_strong.eval import DocumentLayout, forward_documents, lay_out_documents
 from weak_to_strong.precision import make_grad_scaler
@@ -296,6 +297,7 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
                                   minibatch_overhead_tokens=overhead_tokens, dp=dp, packing=packing,
                                   embedding_grads=embedding_grads)
                 step += 1
+                check_finite_loss(loss, step, settings.lr)
                 logger.log({"step": step, "epoch": epoch, "loss": loss, "lr": lr})
                 bar.set_postfix(loss=f"{loss:.4f}")
                 bar.update()
