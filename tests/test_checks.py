@@ -66,3 +66,50 @@ def test_a_bad_label_or_row_names_the_dataset_its_file_and_the_row(tmp_path, nam
     write_local_copy(tmp_path, name, [row])
     with pytest.raises(ValueError, match=f"dataset '{name}' split '\\w+' \\({tmp_path}/{name}\\), row 0: {message}"):
         load_dataset(name, data_dir=str(tmp_path))
+
+
+def test_a_tilde_results_folder_is_expanded_once_and_every_file_goes_under_it(tiny_flags, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    cfg = RunConfig(**{**tiny_flags, "results_folder": "~/x"})
+    assert cfg.results_folder == str(tmp_path / "home" / "x")
+    run_train_simple(cfg)
+    run = results.run_dir(cfg)
+    assert results.is_finished(run) and (run / results.WEAK_LABELS_DIR / "dataset_info.json").exists()
+    assert not (tmp_path / "~").exists()
+
+
+@pytest.mark.parametrize("flag", ["sweep_subfolder", "results_folder", "log_prefix", "model_size"])
+def test_numeric_looking_text_flags_are_text(flag, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if flag == "model_size":
+        with pytest.raises(ValueError, match="unknown model '123'"):
+            RunConfig(model_size=123, ds_name="synthetic")
+        return
+    cfg = RunConfig(model_size="toy-small", ds_name="synthetic", **{flag: 20240101})
+    assert getattr(cfg, flag).endswith("20240101") and isinstance(getattr(cfg, flag), str)
+    results.run_dir(cfg)  # a str path, where an int used to give a TypeError
+
+
+@pytest.mark.parametrize("seed", [1.5, "abc", 2**40, -1, True])
+def test_bad_seeds_are_one_clear_error(seed):
+    with pytest.raises(ValueError, match="--seed must be an integer from 0 to 2\\*\\*32 - 1"):
+        RunConfig(model_size="toy-small", ds_name="synthetic", seed=seed)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (dict(seeds="-1"), "--seeds must be non-negative integers"),
+    (dict(seeds="0,0"), "--seeds lists 0 more than once"),
+])
+def test_sweep_refuses_negative_and_repeated_seeds(flags, message):
+    from weak_to_strong.sweep import SweepOptions
+
+    with pytest.raises(ValueError, match=message):
+        SweepOptions(**flags)
+
+
+def test_sweep_refuses_a_model_listed_twice():
+    from weak_to_strong.sweep import parse_model_sizes
+
+    with pytest.raises(ValueError, match="--model_sizes lists toy-small more than once"):
+        parse_model_sizes("toy-small,toy-small")

@@ -86,7 +86,31 @@ class RunConfig:
     None: the model's default. Only memory and speed depend on it."""
 
     def __post_init__(self):
+        coerce_text_flags(self)
         validate_config(self)
+        expand_paths(self)
+
+
+TEXT_FIELDS = ("ds_name", "loss", "model_size", "optim", "lr_schedule", "precision", "weak_model_size",
+               "weak_labels_path", "results_folder", "sweep_subfolder", "sync_command", "data_dir", "log_prefix")
+"""Fields that hold text: fire reads `--sweep_subfolder=20240101` or `--model_size=123` as numbers."""
+PATH_FIELDS = ("results_folder", "weak_labels_path", "data_dir")
+
+
+def coerce_text_flags(cfg: "RunConfig") -> None:
+    for name in TEXT_FIELDS:
+        value = getattr(cfg, name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            setattr(cfg, name, str(value))
+
+
+def expand_paths(cfg: "RunConfig") -> None:
+    """`~` expanded and made absolute once, up front, so every file of a run goes where its folder is
+    (a `~` the shell left alone would otherwise make a literal `./~` folder for some files and not others)."""
+    for name in PATH_FIELDS:
+        value = getattr(cfg, name)
+        if value is not None:
+            setattr(cfg, name, os.path.abspath(os.path.expanduser(value)))
 
 
 def check_positive_int(cfg: RunConfig, name: str, allow_none: bool = False) -> None:
@@ -95,6 +119,12 @@ def check_positive_int(cfg: RunConfig, name: str, allow_none: bool = False) -> N
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"--{name} must be a positive integer, got {value!r}")
+
+
+def check_seed(seed, flag: str) -> None:
+    """A seed numpy and torch both take: an integer in [0, 2**32)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"--{flag} must be an integer from 0 to 2**32 - 1, got {seed!r}")
 
 
 def check_choice(name: str, value, choices) -> None:
@@ -114,6 +144,7 @@ def validate_config(cfg: RunConfig) -> None:
     """Every user error we can see before loading anything, as a ValueError naming the flag."""
     for name in ("batch_size", "max_ctx", "n_docs", "n_test_docs", "epochs"):
         check_positive_int(cfg, name)
+    check_seed(cfg.seed, "seed")
     for name in ("minibatch_size_per_device", "eval_every"):
         check_positive_int(cfg, name, allow_none=True)
     check_lora_rank(cfg)

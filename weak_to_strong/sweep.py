@@ -38,6 +38,8 @@ def parse_int_list(value, flag: str) -> list[int] | None:
         raise ValueError(f"--{flag} must be a comma-separated list of integers, e.g. --{flag}=0,1,2; got {value!r}")
     if not out:
         raise ValueError(f"--{flag} is empty; give a comma-separated list of integers, e.g. --{flag}=0,1,2")
+    if any(v < 0 for v in out):
+        raise ValueError(f"--{flag} must be non-negative integers, got {value!r}")
     return out
 
 
@@ -73,6 +75,8 @@ class SweepOptions:
             raise ValueError(f"unknown --slurm_cluster {self.slurm_cluster!r}; "
                              f"choose one of: {', '.join(SUBMITIT_CLUSTERS)}")
         self.seeds = parse_int_list(self.seeds, "seeds")
+        if self.seeds is not None:
+            refuse_repeats(self.seeds, "seeds")
         self.gpus = parse_int_list(self.gpus, "gpus")
         for name in ("gpus_per_run", "max_parallel", "slurm_cpus_per_run", "slurm_time_min"):
             value = getattr(self, name)
@@ -117,7 +121,15 @@ def parse_model_sizes(model_sizes) -> list[str]:
     sizes = [s for s in sizes if s]
     if not sizes:
         raise ValueError("--model_sizes is empty; give a comma-separated list, e.g. --model_sizes=gpt2,gpt2-medium")
+    refuse_repeats(sizes, "model_sizes")
     return sizes
+
+
+def refuse_repeats(values: list, flag: str) -> None:
+    """Two identical runs in one sweep would write the same folder at once."""
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"--{flag} lists {', '.join(repeated)} more than once; give each once")
 
 
 def plan_sweep(model_sizes: list[str], seeds: list[int] | None = None) -> list[PlannedRun]:
