@@ -28,8 +28,11 @@ and is noise; tables mark them and the figure leaves them out."""
 
 
 def has_gap(groups: dict, weak: str, strong: str) -> bool:
-    rows = groups.get((weak, strong, "xent"), [])
-    return bool(rows) and summarize(rows)["strong_acc"][0] - summarize(rows)["weak_acc"][0] >= MIN_GAP
+    rows = groups.get((weak, strong, "xent"))
+    if not rows:
+        return False
+    stats = summarize(rows)
+    return stats["strong_acc"][0] - stats["weak_acc"][0] >= MIN_GAP
 
 
 def sweep_model_sizes() -> list[str]:
