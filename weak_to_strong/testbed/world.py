@@ -25,6 +25,7 @@ per split, like hub datasets (the run seed only shuffles them).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from functools import lru_cache
 from random import Random
@@ -176,9 +177,15 @@ def make_population(world: KnowledgeWorld = KNOWLEDGE) -> tuple[Person, ...]:
     return tuple(people)
 
 
+@lru_cache(maxsize=None)
+def mention_cum_weights(world: KnowledgeWorld = KNOWLEDGE) -> tuple[float, ...]:
+    """Cumulative mention weights, summed once: `choices` with them draws exactly as with the weights."""
+    return tuple(itertools.accumulate(p.weight for p in make_population(world)))
+
+
 def knowledge_pretraining_doc(rng: Random, world: KnowledgeWorld = KNOWLEDGE) -> str:
     people = make_population(world)
-    chosen = rng.choices(people, weights=[p.weight for p in people], k=world.facts_per_doc)
+    chosen = rng.choices(people, cum_weights=mention_cum_weights(world), k=world.facts_per_doc)
     return " ".join(f"{p.given} {p.family} {VOTE_VERB} {p.vote} {STOP}" for p in chosen)
 
 
