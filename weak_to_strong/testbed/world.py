@@ -3,16 +3,16 @@
 Two mechanisms, one corpus:
 
 * **Bindings (in context).** A document binds a few names to colours
-  ("bako red . tine jade .") and then asks for each binding ("Q tine jade .").
+  ("neko gray . tina red .") and then asks for each binding ("Q tina red .").
   The colours are drawn fresh for every document, so nothing can be memorised:
-  answering needs an induction circuit (find the earlier "tine", copy the token
+  answering needs an induction circuit (find the earlier "tina", copy the token
   after it), which takes two layers of attention. The task asks whether the
   asked name's colour is warm. Without the circuit the best a model can do is
   count: the majority of warm or cool colours in the document, a shallow
   heuristic that is right about two times in three and confidently wrong on
   documents where the asked name holds the minority colour.
 * **Knowledge (in weights).** A fixed population of people, each with a
-  given name and a family name, and a binary fact about each ("dura nakemi
+  given name and a family name, and a binary fact about each ("kavu penemu
   votes north ."). Families lean one way (a family votes its majority value
   four times in five), so the family is a shallow cue; the individual fact has
   to be memorised, and small models with less pretraining memorise fewer. The
