@@ -11,11 +11,10 @@ from __future__ import annotations
 from random import Random
 
 import torch
-import torch.nn.functional as F
 
 from weak_to_strong.batching import pad_batch
 from weak_to_strong.testbed import world
-from weak_to_strong.testbed.pretrain import IGNORE, pack_rows
+from weak_to_strong.testbed.pretrain import lm_loss, pack_rows
 
 TASK_WORDS = {
     "testbed_knowledge": (world.VOTE_VALUES[:1], world.VOTE_VALUES[1:]),
@@ -52,9 +51,7 @@ def heldout_loss(model, make_docs, n_rows: int = 64, row_len: int = 128, pad_id:
     """Mean next-token loss on corpus documents the rung never trained on (their own rng)."""
     model.eval()
     batch = pack_rows(make_docs(Random("testbed-heldout"), n_rows * row_len // 24 + 8), n_rows, row_len, pad_id)
-    logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False).logits
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1),
-                           ignore_index=IGNORE).item()
+    return lm_loss(model, batch).item()
 
 
 def evaluate_rung(model, tokenizer, make_docs, pad_id: int) -> dict:

@@ -91,10 +91,15 @@ def make_optimizer(model, lr: float) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98), fused=True)
 
 
-def train_step(model, opt: torch.optim.Optimizer, batch: PackedBatch) -> float:
-    """One causal-LM step on a packed batch (no mask: the restarting position ids separate documents)."""
+def lm_loss(model, batch: PackedBatch) -> torch.Tensor:
+    """Mean next-token loss of a packed batch (no mask: the restarting position ids separate documents)."""
     logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False).logits
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1), ignore_index=IGNORE)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1), ignore_index=IGNORE)
+
+
+def train_step(model, opt: torch.optim.Optimizer, batch: PackedBatch) -> float:
+    """One causal-LM step on a packed batch."""
+    loss = lm_loss(model, batch)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

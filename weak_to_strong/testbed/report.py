@@ -65,13 +65,13 @@ def by_key(rows: list[dict]) -> dict[tuple, list[dict]]:
 
 
 def summarize(group: list[dict]) -> dict:
-    """Mean ± SE of the accuracies, PGR and agreement of one pair and loss over its seeds."""
-    out = {"n": len(group)}
-    for name in ("weak_acc", "strong_acc", "transfer_acc", "weak_error_agreement"):
-        out[name] = plot.mean_se([r[name] for r in group if not math.isnan(r[name])])
-    out["pgr"] = plot.mean_se([p for p in (pgr(r["weak_acc"], r["transfer_acc"], r["strong_acc"]) for r in group)
-                               if not math.isnan(p)])
-    return out
+    """Mean ± SE of the accuracies, PGR and agreement of one pair and loss over its seeds (the PGR table's
+    aggregation, as (mean, se) pairs)."""
+    first = group[0]
+    row = plot.aggregate_group((first["ds_name"], "", first["weak_model_size"], first["strong_model_size"],
+                                first["loss"]), group)
+    names = ("weak_acc", "strong_acc", "transfer_acc", "weak_error_agreement", "pgr")
+    return {"n": row["n_seeds"], **{name: (row[name], row[f"{name}_se"]) for name in names}}
 
 
 def control_pgr(control: list[dict], pretrained: list[dict]) -> tuple[float, float]:
