@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from weak_to_strong import plot, results
+from weak_to_strong import atomic, plot, results
 from weak_to_strong.config import RunConfig, result_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -29,9 +29,9 @@ def make_run(root: Path, accuracy: float | None, model: str, weak: str | None = 
     cfg = run_config(root, model, weak, **flags)
     path = results.run_dir(cfg)
     path.mkdir(parents=True)
-    results.write_json_atomic(path / results.CONFIG_FILE, result_dict(cfg))
+    atomic.write_json(path / results.CONFIG_FILE, result_dict(cfg))
     if accuracy is not None:
-        results.write_json_atomic(path / results.SUMMARY_FILE, {"accuracy": accuracy})
+        atomic.write_json(path / results.SUMMARY_FILE, {"accuracy": accuracy})
     return path
 
 
@@ -64,7 +64,7 @@ def test_load_runs_reads_every_run_and_reports_broken_ones(tmp_path):
     corrupt = make_run(tmp_path, 0.5, "gpt2-xl")
     (corrupt / results.CONFIG_FILE).write_text("{not json")
     no_accuracy = make_run(tmp_path, 0.5, "gpt2", seed=3)
-    results.write_json_atomic(no_accuracy / results.SUMMARY_FILE, {"acc": 0.5})
+    atomic.write_json(no_accuracy / results.SUMMARY_FILE, {"acc": 0.5})
     (tmp_path / "default" / ".bs=32-tmp123").mkdir()  # a half-built temporary folder: not a run
     (tmp_path / "plots").mkdir()  # the plot command's own output
 
@@ -175,8 +175,8 @@ def test_weak_labels_path_runs_find_their_floor(tmp_path):
                     results_folder=str(tmp_path))
     path = results.run_dir(cfg)
     path.mkdir(parents=True)
-    results.write_json_atomic(path / results.CONFIG_FILE, result_dict(cfg))
-    results.write_json_atomic(path / results.SUMMARY_FILE, {"accuracy": 0.75})
+    atomic.write_json(path / results.CONFIG_FILE, result_dict(cfg))
+    atomic.write_json(path / results.SUMMARY_FILE, {"accuracy": 0.75})
 
     row = only(table_for(tmp_path))
     assert (row["weak_model_size"], row["weak_acc"], row["strong_acc"], row["transfer_acc"]) == ("gpt2", 0.6, 0.8, 0.75)

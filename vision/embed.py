@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
+
+from weak_to_strong import atomic
 
 from vision.data import ImageFolderDataset, ImageFolderIndex, normalize_images
 from vision.models import ModelSpec, Preprocess, check_requirements, load_model
@@ -119,17 +120,9 @@ def read_cache(path: Path, key: dict[str, Any]) -> Features | None:
 
 
 def write_cache(path: Path, key: dict[str, Any], features: Features) -> None:
-    """Write atomically: a crash mid-write must never leave a half file under the final name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        payload = {"key": key, "values": features.values, "labels": features.labels}
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomic: a crash mid-write must never leave a half file under the final name."""
+    with atomic.atomic_file(path) as tmp:
+        torch.save({"key": key, "values": features.values, "labels": features.labels}, tmp)
 
 
 class PreparedModel(nn.Module):

@@ -13,13 +13,14 @@ import importlib.util
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
+
+from weak_to_strong import atomic
 
 from vision.data import DATASETS, ImageFolderIndex, fingerprint_index, load_dataset_index
 from vision.embed import (
@@ -173,16 +174,7 @@ def to_json_safe(value: Any) -> Any:
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Atomic, so a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(to_json_safe(payload), f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_json(path, to_json_safe(payload), allow_nan=False)
 
 
 def describe_run(

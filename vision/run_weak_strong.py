@@ -18,6 +18,7 @@ Exit status: 0 on success, 2 with a one-line ``error: ...`` on bad input.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -98,11 +99,27 @@ def main(
     return run_experiment(cfg)
 
 
+def check_flag_names(argv: Sequence[str]) -> None:
+    """Unknown flags fail before any work: fire itself reports them only after main() has run."""
+    valid = set(inspect.signature(main).parameters)
+    unknown = []
+    for arg in argv:
+        if not arg.startswith("--") or arg in ("--help", "--"):
+            continue
+        name = arg[2:].split("=", 1)[0].replace("-", "_")
+        if name not in valid and not (name.startswith("no") and name[2:] in valid):
+            unknown.append("--" + name)
+    if unknown:
+        raise ValueError(f"unknown flag(s) {', '.join(unknown)}; valid flags: "
+                         f"{', '.join('--' + n for n in sorted(valid))}")
+
+
 def cli(argv: Sequence[str] | None = None) -> int:
     """fire front end: user errors become ``error: ...`` on stderr and exit status 2."""
     import fire
 
     try:
+        check_flag_names(sys.argv[1:] if argv is None else argv)
         # serialize: fire would otherwise print the returned results dict again.
         fire.Fire(main, command=None if argv is None else list(argv), name="run_weak_strong.py",
                   serialize=lambda _: None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -99,11 +100,34 @@ def is_causal(backbone: nn.Module) -> bool:
     return bool(flags) and all(flags)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model", "spiece.model",
+                   "vocab.txt")
+"""Any of these makes a folder loadable by AutoTokenizer (fast, GPT-2 BPE, sentencepiece or WordPiece files)."""
+
+
+def check_model_dir(path: str) -> None:
+    """A local model folder must hold a config and a tokenizer; transformers' own errors for an empty or
+    half-copied folder point elsewhere (e.g. "install sentencepiece")."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        return  # a hub id
+    if not any(folder.iterdir()):
+        raise ValueError(f"model folder {str(folder)!r} is empty; save a model and its tokenizer there with "
+                         "save_pretrained")
+    if not (folder / "config.json").exists():
+        raise ValueError(f"model folder {str(folder)!r} has no config.json; save the model there with save_pretrained")
+    if not any((folder / name).exists() for name in TOKENIZER_FILES):
+        raise ValueError(f"model folder {str(folder)!r} has no tokenizer files ({', '.join(TOKENIZER_FILES)}); "
+                         "save the tokenizer there with tokenizer.save_pretrained")
+
+
 def load_tokenizer(spec: ModelSpec):
     """The model's tokenizer, with a pad token set where it has none (GPT-2 has none)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(spec), **spec.pretrained_kwargs)
+    path = resolve_model_path(spec)
+    check_model_dir(path)
+    tokenizer = AutoTokenizer.from_pretrained(path, **spec.pretrained_kwargs)
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is not None:
             tokenizer.pad_token = tokenizer.eos_token

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import random
 import shlex
+import shutil
 import subprocess
 import time
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from weak_to_strong import results
+from weak_to_strong import atomic, results
 from weak_to_strong.batching import Examples
 from weak_to_strong.checks import check_predictions
 from weak_to_strong.config import (RunConfig, is_transfer, result_dict, token_budgets, use_fsdp, weak_run_config,
@@ -25,6 +27,7 @@ from weak_to_strong.config import (RunConfig, is_transfer, result_dict, token_bu
 from weak_to_strong.datasets import load_dataset
 from weak_to_strong.distributed import DataParallel, check_fsdp_optimizer, init_data_parallel
 from weak_to_strong.eval import accuracy, eval_token_budget, predict_probs
+from weak_to_strong.locks import hold_lock
 from weak_to_strong.logger import NullLogger, make_run_logger
 from weak_to_strong.lora import add_lora
 from weak_to_strong.loss import make_loss
@@ -55,12 +58,34 @@ def sync(cfg: RunConfig, verb: str, path: Path) -> None:
         subprocess.run(cmd, check=True)
 
 
+def check_sync_program(cfg: RunConfig) -> None:
+    """A missing sync program fails before training, not after."""
+    if cfg.sync_command:
+        words = shlex.split(cfg.sync_command)
+        if not words or shutil.which(words[0]) is None:
+            raise ValueError(f"--sync_command={cfg.sync_command!r}: {words[0] if words else ''!r} is not a program "
+                             "on PATH")
+
+
+def upload_run(cfg: RunConfig, run_path: Path) -> None:
+    """Upload a finished run once per sync command; a failed upload is retried by the next invocation."""
+    if not cfg.sync_command or results.uploaded_with(run_path) == cfg.sync_command:
+        return
+    try:
+        sync(cfg, "upload", run_path)
+    except subprocess.CalledProcessError as e:
+        raise ValueError(f"{run_path} is finished, but its upload failed (--sync_command exited with status "
+                         f"{e.returncode}); rerun the same command to retry the upload") from None
+    results.mark_uploaded(run_path, cfg.sync_command)
+
+
 def find_weak_labels(cfg: RunConfig) -> Path:
     """The weak labels a transfer run trains on; a ValueError says which run to do first."""
     if cfg.weak_labels_path is not None:
         path = Path(cfg.weak_labels_path)
         if not path.is_dir():
             raise ValueError(f"--weak_labels_path={cfg.weak_labels_path!r} does not exist")
+        check_weak_labels_dataset(path, cfg.ds_name)
         return path
     weak_cfg = weak_run_config(cfg)
     path = results.weak_labels_dir(weak_cfg)
@@ -71,7 +96,24 @@ def find_weak_labels(cfg: RunConfig) -> Path:
             f"no weak labels at {str(path)!r}; run the ground-truth run first: "
             f"python train_simple.py --model_size={cfg.weak_model_size} --ds_name={cfg.ds_name} (with the same flags)"
         )
+    if not results.is_finished(path.parent):
+        raise ValueError(
+            f"the ground-truth run {str(path.parent)!r} has weak labels but no {results.SUMMARY_FILE} (was it "
+            f"killed?); finish it first: python train_simple.py --model_size={cfg.weak_model_size} "
+            f"--ds_name={cfg.ds_name} (with the same flags)"
+        )
     return path
+
+
+def check_weak_labels_dataset(path: Path, ds_name: str) -> None:
+    """Weak labels of another dataset would train silently on the wrong texts: compare the recorded ds_name."""
+    config = path.parent / results.CONFIG_FILE
+    if not config.exists():
+        return  # labels written elsewhere (e.g. by the reference code): nothing recorded to compare
+    recorded = results.read_json_file(config).get("ds_name")
+    if recorded is not None and recorded != ds_name:
+        raise ValueError(f"--weak_labels_path={str(path)!r} holds weak labels of {recorded!r} (its run's "
+                         f"{results.CONFIG_FILE}), not of --ds_name={ds_name!r}")
 
 
 def load_run_data(cfg: RunConfig, tokenizer, max_ctx: int, weak_labels: Path | None) -> RunData:
@@ -89,7 +131,21 @@ def load_run_data(cfg: RunConfig, tokenizer, max_ctx: int, weak_labels: Path | N
     for name, ds in (("train", data.train), ("test", data.test)):
         if len(ds) == 0:
             raise ValueError(f"no {name} docs of {cfg.ds_name!r} are left after the max_ctx={max_ctx} token filter")
+    for name, ds in (("train", data.train), ("test", data.test), ("to label", data.to_label)):
+        check_no_empty_documents(ds, f"{cfg.ds_name!r} ({name})", cfg.model_size)
     return data
+
+
+def check_no_empty_documents(ds, what: str, model_size: str) -> None:
+    """A document the tokenizer turns into no tokens has no last token to classify from."""
+    import pyarrow.compute as pc
+
+    if ds is None or len(ds) == 0:
+        return
+    first = pc.index(pc.list_value_length(ds.with_format("arrow")["input_ids"]), 0).as_py()
+    if first >= 0:
+        raise ValueError(f"document {first} of {what}, {ds[first]['txt']!r}, has no tokens for {model_size!r}'s "
+                         "tokenizer; remove empty documents from the dataset")
 
 
 def make_weak_labels(to_label, probs: torch.Tensor):
@@ -102,15 +158,49 @@ def make_weak_labels(to_label, probs: torch.Tensor):
 def run_train_simple(cfg: RunConfig) -> dict:
     """Train (or reuse) one run and return its results summary.
 
-    Under torchrun every rank trains its share; only rank 0 prints and writes.
+    The run's lock is held from the finished check to the upload, so a second process starting the
+    same run waits, then finds it finished. Under torchrun every rank trains its share; only rank 0
+    prints, locks and writes.
     """
     dp = init_data_parallel()
     run_path = results.run_dir(cfg)
-    if results.is_finished(run_path) and not cfg.force_retrain:
-        summary = results.read_summary(run_path)
+    results.check_folder_path(cfg.results_folder)
+    check_sync_program(cfg)
+    with hold_run_lock(run_path, dp):
+        summary = reusable_summary(cfg, run_path, dp)
+        if summary is None:
+            summary = train_run(cfg, run_path, dp)
         if dp.is_main:
-            print(f"skipping {run_path} (finished; --force_retrain to redo): accuracy {summary['accuracy']:.4f}")
-        return summary
+            upload_run(cfg, run_path)
+    return summary
+
+
+@contextmanager
+def hold_run_lock(run_path: Path, dp: DataParallel):
+    """Rank 0 takes the lock (waiting for another process that holds it) before any rank looks at the folder."""
+    with ExitStack() as stack:
+        waiting = f"waiting for another process that is running {run_path} (lock {results.run_lock_path(run_path)})"
+        dp.main_first(lambda: stack.enter_context(hold_lock(results.run_lock_path(run_path), waiting))
+                      if dp.is_main else None)
+        yield
+
+
+def reusable_summary(cfg: RunConfig, run_path: Path, dp: DataParallel) -> dict | None:
+    """The summary of an earlier finished run of this config, or None when it must (re)train."""
+    if cfg.force_retrain or not results.is_finished(run_path):
+        return None
+    if not results.is_done(run_path, ground_truth=not is_transfer(cfg)):
+        if dp.is_main:
+            print(f"{run_path} is finished but its weak labels are missing: training it again")
+        return None
+    summary = results.read_summary(run_path)
+    if dp.is_main:
+        print(f"skipping {run_path} (finished; --force_retrain to redo): accuracy {summary['accuracy']:.4f}")
+    return summary
+
+
+def train_run(cfg: RunConfig, run_path: Path, dp: DataParallel) -> dict:
+    """Every check a user can fail, then the model, then an emptied run folder, training and the results."""
     weak_labels = dp.main_first(lambda: find_weak_labels(cfg)) if is_transfer(cfg) else None
     config = result_dict(cfg)
     defaults = with_defaults(cfg)
@@ -136,7 +226,7 @@ def run_train_simple(cfg: RunConfig) -> dict:
 
     if dp.is_main:
         results.reset_run_dir(run_path)
-        results.write_json_atomic(run_path / results.CONFIG_FILE, config)
+        atomic.write_json(run_path / results.CONFIG_FILE, config)
     logger = make_run_logger(run_path / results.LOG_FILE, cfg.log_prefix + results.config_name(cfg), config) \
         if dp.is_main else NullLogger()
     try:
@@ -145,7 +235,6 @@ def run_train_simple(cfg: RunConfig) -> dict:
         logger.close()
     if dp.is_main:
         print(f"{run_path}: accuracy {summary['accuracy']:.4f}")
-        sync(cfg, "upload", run_path)
     return summary
 
 
@@ -189,6 +278,6 @@ def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, dp: Da
     if dp.is_main:
         results.write_predictions(run_path, list(data.test["id"]), test_probs[:, 1].tolist(),
                                   list(data.test["hard_label"]))
-        results.write_json_atomic(run_path / results.SUMMARY_FILE, summary)
+        atomic.write_json(run_path / results.SUMMARY_FILE, summary)
     dp.barrier()  # the run is finished for every rank once rank 0 has written it
     return summary

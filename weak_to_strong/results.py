@@ -6,6 +6,8 @@ A run lives in `results_folder/sweep_subfolder/<config name>/`:
   weak_labels/          datasets save_to_disk: txt, soft_label, hard_label, gt_label, id (ground-truth runs)
   log.jsonl             training and eval records
   model.safetensors     only with --save_model
+  uploaded.json         with --sync_command: the command that uploaded the finished run
+Beside it, `.<config name>.lock` is the lock a run holds from its finished check to its last write.
 
 A sweep run by the local or Slurm executor logs to `results_folder/logs/sweep_subfolder/`:
 `<config name>.log` (local) or `<config name>/` (submitit's files, Slurm).
@@ -17,9 +19,9 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from weak_to_strong.atomic import atomic_dir, atomic_file, write_json
 from weak_to_strong.checks import soft_label_problem
 from weak_to_strong.config import RunConfig, result_dict, short_keys
 
@@ -30,6 +32,8 @@ LOG_FILE = "log.jsonl"
 MODEL_FILE = "model.safetensors"
 PREDICTIONS_FILE = "test_predictions.json"
 SWEEP_LOGS_DIR = "logs"
+UPLOAD_MARKER = "uploaded.json"
+LOCK_SUFFIX = ".lock"
 MAX_VALUE_CHARS = 40
 
 
@@ -87,13 +91,54 @@ def is_finished(path: Path) -> bool:
     return (Path(path) / SUMMARY_FILE).exists()
 
 
+def is_done(path: Path, ground_truth: bool, sync_command: str | None = None) -> bool:
+    """Nothing left to do: finished, with its weak labels (a ground-truth run), uploaded (with --sync_command)."""
+    path = Path(path)
+    return is_finished(path) and (not ground_truth or (path / WEAK_LABELS_DIR).is_dir()) \
+        and (not sync_command or uploaded_with(path) == sync_command)
+
+
 def read_summary(path: Path) -> dict:
-    return json.loads((Path(path) / SUMMARY_FILE).read_text())
+    file = Path(path) / SUMMARY_FILE
+    try:
+        summary = read_json_file(file)
+        accuracy = summary.get("accuracy")
+        if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)):
+            raise ValueError("no numeric accuracy")
+    except ValueError as e:
+        raise ValueError(f"{file} is corrupted ({e}): delete it, or rerun with --force_retrain") from None
+    return summary
+
+
+def run_lock_path(path: Path) -> Path:
+    """Beside the run folder, not in it: a rerun empties the folder while it holds the lock."""
+    path = Path(path)
+    return path.parent / f".{path.name}{LOCK_SUFFIX}"
+
+
+def uploaded_with(path: Path) -> str | None:
+    """The --sync_command that uploaded this finished run, if one did."""
+    try:
+        return json.loads((Path(path) / UPLOAD_MARKER).read_text()).get("sync_command")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def mark_uploaded(path: Path, sync_command: str) -> None:
+    write_json(Path(path) / UPLOAD_MARKER, {"sync_command": sync_command})
+
+
+def check_folder_path(folder: str | Path, flag: str = "--results_folder") -> None:
+    """A ValueError, before any work, when a regular file sits where a folder of the path must go."""
+    folder = Path(folder)
+    for part in (folder, *folder.parents):
+        if part.exists() and not part.is_dir():
+            raise ValueError(f"{flag}={str(folder)!r}: {str(part)!r} is a file, not a folder; choose another {flag}")
 
 
 def write_predictions(path: Path, ids: list[int], probs: list[float], labels: list[int]) -> None:
     """The final model's P(label 1) on every test document, with the document ids and ground truth."""
-    write_json_atomic(Path(path) / PREDICTIONS_FILE, {"id": ids, "prob": probs, "label": labels})
+    write_json(Path(path) / PREDICTIONS_FILE, {"id": ids, "prob": probs, "label": labels})
 
 
 def read_predictions(path: Path) -> dict | None:
@@ -102,41 +147,23 @@ def read_predictions(path: Path) -> dict | None:
     return json.loads(file.read_text()) if file.exists() else None
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    """Write to a temporary file and rename: readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
-
-
-def replace_dir_atomic(build, path: Path) -> None:
-    """`build(tmp_dir)` fills a temporary folder, which then replaces `path`."""
-    path = Path(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        build(tmp)
-        if path.exists():
-            shutil.rmtree(path)
-        os.rename(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def save_weak_labels(ds, path: Path) -> None:
     problem = soft_label_problem(ds["soft_label"])
     if problem is not None:
         raise ValueError(f"refusing to write weak labels to {str(path)!r}: {problem}")
-    replace_dir_atomic(lambda tmp: ds.save_to_disk(str(tmp)), path)
+    with atomic_dir(path) as tmp:
+        ds.save_to_disk(str(tmp))
 
 
 def load_weak_labels(path: str | Path):
     """Weak labels as saved by a ground-truth run, checked to be probabilities."""
     from datasets import load_from_disk
 
-    ds = load_from_disk(str(path))
-    problem = soft_label_problem(ds["soft_label"]) if "soft_label" in ds.column_names else "no soft_label column"
+    try:
+        ds = load_from_disk(str(path))
+        problem = soft_label_problem(ds["soft_label"]) if "soft_label" in ds.column_names else "no soft_label column"
+    except Exception as e:  # datasets and Arrow raise many types for a truncated, emptied or deleted file
+        problem = f"unreadable: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     if problem is not None:
         raise ValueError(f"weak labels at {str(path)!r} are not usable ({problem}); "
                          "rerun the ground-truth run that wrote them with --force_retrain")
@@ -151,10 +178,8 @@ def save_state_dict(state: dict, path: Path) -> None:
     from safetensors.torch import save_file
 
     state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    save_file(state, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        save_file(state, tmp)
 
 
 def reset_run_dir(path: Path) -> None:
@@ -179,7 +204,7 @@ def pair_summary_path(results_folder: str | Path, weak_model_size: str, strong_m
 def write_pair_summary(results_folder: str | Path, summary: dict) -> Path:
     path = pair_summary_path(results_folder, summary["weak_model_size"], summary["strong_model_size"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, summary)
+    write_json(path, summary)
     return path
 
 
@@ -214,7 +239,7 @@ def find_run_dirs(root: Path) -> list[Path]:
         if is_run_dir(Path(dirpath)):
             found.append(Path(dirpath))
             dirnames.clear()
-        else:  # hidden folders are temporary builds (replace_dir_atomic)
+        else:  # hidden folders are temporary builds (atomic.py)
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
     return sorted(found)
 
@@ -231,9 +256,7 @@ def read_run(path: Path) -> dict:
         raise ValueError(f"{CONFIG_FILE}'s weak_model is not a config")
     if not is_finished(path):
         raise ValueError(f"unfinished (no {SUMMARY_FILE})")
-    accuracy = read_json_file(path / SUMMARY_FILE).get("accuracy")
-    if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)):
-        raise ValueError(f"{SUMMARY_FILE} has no numeric accuracy")
+    accuracy = read_summary(path)["accuracy"]
     return {**config, "weak_model_size": config.get("weak_model_size"), "weak_model": config.get("weak_model"),
             "accuracy": float(accuracy), "path": str(path)}
 

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, fields, replace
 
 from weak_to_strong import executors, results
-from weak_to_strong.config import GROUND_TRUTH_LOSS, RunConfig, weak_run_config
+from weak_to_strong.config import GROUND_TRUTH_LOSS, RunConfig, is_transfer, weak_run_config
 from weak_to_strong.eval import pgr
 
 SWEEP_OWNED_FLAGS = ("model_size", "weak_model_size", "weak_labels_path")
@@ -196,7 +196,8 @@ def make_jobs(base: RunConfig, flags: dict, plan: list[PlannedRun], options: Swe
             command=executors.with_torchrun(train_simple_command(flags, run), options.gpus_per_run),
             log_path=results.slurm_log_dir(cfg) if options.executor == "slurm" else results.sweep_log_path(cfg),
             needs=dependencies(run),
-            finished=results.is_finished(results.run_dir(cfg)) and not cfg.force_retrain,
+            finished=results.is_done(results.run_dir(cfg), not is_transfer(cfg), cfg.sync_command)
+                     and not cfg.force_retrain,
             call=functools.partial(run_here, cfg) if options.executor == "serial" else None,
         ))
     return jobs
@@ -247,6 +248,7 @@ def run_sweep(model_sizes, **flags) -> list[dict]:
     check_forwarded_flags(flags, options)
     flags = explicit_flags(flags)
     base = RunConfig(**flags)  # validates every forwarded flag before any run starts
+    results.check_folder_path(base.results_folder)
     plan = plan_sweep(sizes, options.seeds)
     jobs = make_jobs(base, flags, plan, options)
     if options.dry_run:

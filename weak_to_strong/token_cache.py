@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
+import sys
 from pathlib import Path
 
+from weak_to_strong.atomic import atomic_dir
 from weak_to_strong.datasets import tokenize_dataset
 
 CACHE_VERSION = "v1"  # bump when tokenize_dataset's output changes
@@ -50,17 +50,8 @@ def save_entry(ds, tokenizer, max_ctx: int, path: Path) -> None:
     """Tokenize into a temporary folder, then rename it into place (a concurrent writer may win the race)."""
     numbered = ds.select_columns(["txt"]).add_column(ROW_COLUMN, list(range(len(ds))))
     tokenized = tokenize_dataset(numbered, tokenizer, max_ctx).select_columns([ROW_COLUMN, "input_ids"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_dir(path, replace=False) as tmp:
         tokenized.save_to_disk(str(tmp / "data"))
-        try:
-            os.rename(tmp, path)
-        except OSError:
-            if not path.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def tokenize_cached(ds, tokenizer, max_ctx: int, cache_dir: Path | None = None):
@@ -71,7 +62,15 @@ def tokenize_cached(ds, tokenizer, max_ctx: int, cache_dir: Path | None = None):
     path = cache_dir / cache_key(ds.with_format("arrow")["txt"].to_pylist(), tokenizer, max_ctx)
     if not path.is_dir():
         save_entry(ds, tokenizer, max_ctx, path)
-    entry = load_from_disk(str(path / "data"))
-    kept = ds.select(entry.with_format("arrow")[ROW_COLUMN].to_pylist())
+    try:
+        entry = load_from_disk(str(path / "data"))
+        rows = entry.with_format("arrow")[ROW_COLUMN].to_pylist()
+    except Exception as e:  # damaged outside the toolkit (its writes are atomic): heal by tokenizing again
+        print(f"token cache entry {path} is unreadable ({type(e).__name__}); tokenizing again", file=sys.stderr)
+        shutil.rmtree(path, ignore_errors=True)
+        save_entry(ds, tokenizer, max_ctx, path)
+        entry = load_from_disk(str(path / "data"))
+        rows = entry.with_format("arrow")[ROW_COLUMN].to_pylist()
+    kept = ds.select(rows)
     kept = kept.remove_columns([c for c in kept.column_names if c == "input_ids"])
     return concatenate_datasets([kept, entry.select_columns(["input_ids"])], axis=1)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import sys
 from pathlib import Path
+
+from weak_to_strong.atomic import atomic_dir
 
 CACHE_ENV = "W2S_CACHE_DIR"
 RECIPE_VERSION = "v1"  # bump when the recipe changes, so stale caches are not reused
@@ -72,6 +74,18 @@ def build_toy_model(size: str, out_dir: Path) -> None:
     model.save_pretrained(out_dir)
 
 
+def is_readable_weights(path: Path) -> bool:
+    """A safetensors file with its whole header and every tensor's bytes (a truncated copy fails)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            f.keys()
+        return True
+    except Exception:  # safetensors raises its own error types, and OSError for a missing file
+        return False
+
+
 def ensure_toy_model(size: str) -> str:
     """Path of the cached toy model, building it first if needed.
 
@@ -82,20 +96,15 @@ def ensure_toy_model(size: str) -> str:
         raise ValueError(f"unknown toy model {size!r}; choose one of: {', '.join(TOY_ARCHS)}")
     target = cache_root() / "toy_models" / f"{size}-{RECIPE_VERSION}"
     if (target / "config.json").exists():
-        return str(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{size}-", dir=target.parent))
-    try:
+        if is_readable_weights(target / "model.safetensors"):
+            return str(target)
+        # Damaged outside the toolkit (its builds are atomic): build it again.
+        print(f"toy model {target} is damaged (unreadable weights); building it again", file=sys.stderr)
+        shutil.rmtree(target, ignore_errors=True)
+    with atomic_dir(target, replace=False, is_complete=lambda p: (p / "config.json").exists()) as tmp:
         build_toy_model(size, tmp)
         # transformers writes weights on torch.distributed rank 0 only: a build elsewhere is incomplete
         # and must never be renamed into place (the pipeline builds on rank 0 first).
         if not (tmp / "model.safetensors").exists():
             raise RuntimeError(f"toy model {size!r} was built without its weights (not on rank 0?)")
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / "config.json").exists():  # lost a race only if the winner finished
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return str(target)

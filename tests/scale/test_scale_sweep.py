@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from weak_to_strong import executors, results
+from weak_to_strong import atomic, executors, results
 from weak_to_strong.config import RunConfig
 from weak_to_strong.sweep import (PlannedRun, SweepFailed, SweepOptions, dependencies, plan_sweep, run_config,
                                   run_sweep)
@@ -39,7 +39,7 @@ def test_plan_pairs_and_dependency_edges():
 def mark_finished(cfg: RunConfig) -> None:
     """What a finished run leaves behind, as far as skipping it goes."""
     results.run_dir(cfg).mkdir(parents=True)
-    results.write_json_atomic(results.run_dir(cfg) / results.SUMMARY_FILE, {"accuracy": 0.5})
+    atomic.write_json(results.run_dir(cfg) / results.SUMMARY_FILE, {"accuracy": 0.5})
 
 
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, capsys):

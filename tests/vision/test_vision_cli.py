@@ -172,6 +172,15 @@ def test_cli_reports_errors_on_one_line(tiny_models, run_kwargs, capsys):
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
+def test_an_unknown_flag_fails_before_any_work(tiny_models, run_kwargs, capsys):
+    argv = [f"--{k}={v}" for k, v in run_kwargs.items()] + ["--n_epoch=5"]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown flag(s) --n_epoch; valid flags: ") and "--n_epochs" in err
+    assert tiny_models == {"tiny_weak": 0, "tiny_strong": 0}  # no model was loaded
+    assert not any(Path(run_kwargs["out_dir"]).rglob("*.json"))
+
+
 def run_script(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "W2S_VISION_CACHE": str(tmp_path / "cache"), "PYTHONPATH": "", "OMP_NUM_THREADS": "1"}
     return subprocess.run(

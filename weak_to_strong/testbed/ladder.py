@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
+import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from random import Random
 
+from weak_to_strong.atomic import atomic_dir
+from weak_to_strong.toy import is_readable_weights
 from weak_to_strong.testbed import world
 from weak_to_strong.testbed.pretrain import PretrainSettings
 
@@ -167,25 +168,16 @@ def shipped_path(name: str) -> Path | None:
 
 
 def is_complete(path: Path) -> bool:
-    return (path / "model.safetensors").exists() and (path / "tokenizer.json").exists() \
+    return is_readable_weights(path / "model.safetensors") and (path / "tokenizer.json").exists() \
         and (path / "pretraining.json").exists()
 
 
 def build_into_cache(name: str, target: Path, progress: bool = True) -> Path:
     """Build in a temporary sibling folder, then rename it into place (atomic on one filesystem)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with atomic_dir(target, replace=False, is_complete=is_complete) as tmp:
         build_rung(name, tmp, progress)
         if not is_complete(tmp):
             raise RuntimeError(f"ladder model {name!r} was built without its weights (not on rank 0?)")
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not is_complete(target):  # lost a race only if the winner finished
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
@@ -198,4 +190,7 @@ def ensure_ladder_model(name: str, use_shipped: bool = True, progress: bool = Tr
     target = cached_path(name)
     if is_complete(target):
         return str(target)
+    if target.exists():  # damaged outside the toolkit (builds are atomic): build it again
+        print(f"ladder model {target} is damaged; building it again", file=sys.stderr)
+        shutil.rmtree(target, ignore_errors=True)
     return str(build_into_cache(name, target, progress))
