@@ -41,17 +41,22 @@ def run_outputs(run: Path) -> dict:
 
 # ---------------------------------------------------------------- the per-run lock
 
-def test_a_second_identical_run_waits_for_the_lock_and_never_deletes_finished_results(tiny_flags):
+def test_a_second_identical_run_waits_for_the_lock_and_never_deletes_finished_results(tiny_flags, tmp_path):
+    """The reproduction: run A is under way (it holds the lock) when B starts; A finishes while B waits."""
+    import shutil
+
+    finished_elsewhere = RunConfig(**{**tiny_flags, "results_folder": str(tmp_path / "elsewhere")})
+    run_train_simple(finished_elsewhere)
     cfg = RunConfig(**tiny_flags)
-    run_train_simple(cfg)
     run = results.run_dir(cfg)
-    before = run_outputs(run)
-    with hold_lock(results.run_lock_path(run), "test holds the lock"):
+    with hold_lock(results.run_lock_path(run), "test holds the lock"):  # A is running
         second = run_cli(tiny_flags)
-        line = second.stderr.readline()  # blocks until the second run reports that it waits
+        line = second.stderr.readline()  # blocks until B reports that it waits
         assert "waiting for another process that is running" in line, line
         time.sleep(0.5)
-        assert second.poll() is None  # still waiting while the lock is held
+        assert second.poll() is None and not run.exists()  # B waits, and has touched nothing
+        shutil.copytree(results.run_dir(finished_elsewhere), run)  # A finishes
+    before = run_outputs(run)
     out, err = second.communicate(timeout=120)
     assert second.returncode == 0, err
     assert "skipping" in out and run_outputs(run) == before
@@ -101,7 +106,10 @@ def test_a_missing_sync_program_fails_before_training(tiny_flags):
 
 # ---------------------------------------------------------------- modes
 
-def test_results_and_caches_get_the_modes_the_umask_gives(tiny_flags):
+def test_results_and_caches_get_the_modes_the_umask_gives(tiny_flags, monkeypatch):
+    import weak_to_strong.token_cache as token_cache
+
+    monkeypatch.setattr(token_cache, "IN_MEMORY_CHARS", 0)  # tokenize through the on-disk cache
     old = os.umask(0o022)
     try:
         cfg = RunConfig(**tiny_flags)
@@ -174,7 +182,10 @@ def test_weak_labels_of_another_dataset_are_refused(tiny_flags, tmp_path):
         run_train_simple(RunConfig(**flags))
 
 
-def test_a_damaged_token_cache_entry_heals_itself(tiny_flags, capsys):
+def test_a_damaged_token_cache_entry_heals_itself(tiny_flags, capsys, monkeypatch):
+    import weak_to_strong.token_cache as token_cache
+
+    monkeypatch.setattr(token_cache, "IN_MEMORY_CHARS", 0)
     cfg = RunConfig(**tiny_flags)
     run_train_simple(cfg)
     expected = run_outputs(results.run_dir(cfg))

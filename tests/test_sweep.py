@@ -77,7 +77,7 @@ def test_end_to_end_sweep_of_two_toy_sizes(tmp_path):
         assert results.is_finished(path), run.label
         accs[run.label] = results.read_summary(path)["accuracy"]
         assert (path / "weak_labels").is_dir() == (run.weak_model_size is None)
-    assert len(list((folder / "default").iterdir())) == 5
+    assert len([p for p in (folder / "default").iterdir() if not p.name.startswith(".")]) == 5
     # The summary table: every run's accuracy, and the PGR of the transfer runs.
     table = out.stdout[out.stdout.index("PGR"):].splitlines()[1:]
     assert [line.split()[0] for line in table] == [r.label for r in plan]

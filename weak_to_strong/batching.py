@@ -15,6 +15,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from weak_to_strong.datasets import column_list
+
 
 class Examples:
     """Token ids of N documents (flat `tokens`, with `offsets` and `lengths`) and their soft labels [N, 2]."""
@@ -39,9 +41,9 @@ class Examples:
     def from_dataset(cls, ds, label_column: str = "soft_label") -> "Examples":
         """Straight from the dataset's Arrow column: no Python list per document."""
         ids = ds.with_format("arrow")["input_ids"].combine_chunks()
-        tokens = torch.from_numpy(np.asarray(ids.flatten(), dtype=np.int64))
-        lengths = torch.from_numpy(np.asarray(ids.value_lengths(), dtype=np.int64))
-        return cls.from_flat(tokens, lengths, torch.tensor(ds[label_column], dtype=torch.float32))
+        tokens = torch.from_numpy(np.array(ids.flatten(), dtype=np.int64))  # a copy: Arrow's buffers are read-only
+        lengths = torch.from_numpy(np.array(ids.value_lengths(), dtype=np.int64))
+        return cls.from_flat(tokens, lengths, torch.tensor(column_list(ds, label_column), dtype=torch.float32))
 
     def __len__(self) -> int:
         return len(self.lengths)

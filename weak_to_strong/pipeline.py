@@ -24,7 +24,7 @@ from weak_to_strong.batching import Examples
 from weak_to_strong.checks import check_predictions
 from weak_to_strong.config import (RunConfig, is_transfer, result_dict, token_budgets, use_fsdp, weak_run_config,
                                    with_defaults)
-from weak_to_strong.datasets import load_dataset
+from weak_to_strong.datasets import column_list, load_dataset
 from weak_to_strong.distributed import DataParallel, check_fsdp_optimizer, init_data_parallel
 from weak_to_strong.eval import accuracy, eval_token_budget, predict_probs
 from weak_to_strong.locks import hold_lock
@@ -150,27 +150,30 @@ def check_no_empty_documents(ds, what: str, model_size: str) -> None:
 
 def make_weak_labels(to_label, probs: torch.Tensor):
     """The labelled half, with the weak model's soft and hard labels and the ground truth kept as gt_label."""
-    keep = [c for c in to_label.column_names if c in ("id", "txt")]
-    return to_label.select_columns(keep).add_column("soft_label", probs.tolist()) \
-        .add_column("hard_label", probs.argmax(dim=-1).tolist()).add_column("gt_label", to_label["hard_label"])
+    from datasets import Dataset
+
+    columns = {c: column_list(to_label, c) for c in ("id", "txt") if c in to_label.column_names}
+    return Dataset.from_dict({**columns, "soft_label": probs.tolist(), "hard_label": probs.argmax(dim=-1).tolist(),
+                              "gt_label": column_list(to_label, "hard_label")})
 
 
 def run_train_simple(cfg: RunConfig) -> dict:
     """Train (or reuse) one run and return its results summary.
 
-    The run's lock is held from the finished check to the upload, so a second process starting the
-    same run waits, then finds it finished. Under torchrun every rank trains its share; only rank 0
-    prints, locks and writes.
+    Bad input fails before anything is written. The run's lock is then held from a second finished
+    check to the upload: a process starting a run that another process is running waits, finds it
+    finished and reuses it, and never empties a finished folder. Under torchrun every rank trains its
+    share; only rank 0 prints, locks and writes.
     """
     dp = init_data_parallel()
     run_path = results.run_dir(cfg)
     results.check_folder_path(cfg.results_folder)
     check_sync_program(cfg)
-    with hold_run_lock(run_path, dp):
-        summary = reusable_summary(cfg, run_path, dp)
-        if summary is None:
-            summary = train_run(cfg, run_path, dp)
-        if dp.is_main:
+    summary = reusable_summary(cfg, run_path, dp)
+    if summary is None:
+        return train_run(cfg, run_path, dp)
+    if dp.is_main and not results.is_done(run_path, not is_transfer(cfg), cfg.sync_command):
+        with hold_run_lock(run_path, dp):
             upload_run(cfg, run_path)
     return summary
 
@@ -185,12 +188,12 @@ def hold_run_lock(run_path: Path, dp: DataParallel):
         yield
 
 
-def reusable_summary(cfg: RunConfig, run_path: Path, dp: DataParallel) -> dict | None:
+def reusable_summary(cfg: RunConfig, run_path: Path, dp: DataParallel, quiet: bool = False) -> dict | None:
     """The summary of an earlier finished run of this config, or None when it must (re)train."""
     if cfg.force_retrain or not results.is_finished(run_path):
         return None
     if not results.is_done(run_path, ground_truth=not is_transfer(cfg)):
-        if dp.is_main:
+        if dp.is_main and not quiet:
             print(f"{run_path} is finished but its weak labels are missing: training it again")
         return None
     summary = results.read_summary(run_path)
@@ -224,13 +227,24 @@ def train_run(cfg: RunConfig, run_path: Path, dp: DataParallel) -> dict:
     resolved = replace(defaults, precision=resolve_precision(cfg.precision, dp.device), max_ctx=max_ctx)
     model = dp.wrap(model, fsdp=fsdp)
 
+    with hold_run_lock(run_path, dp):
+        summary = reusable_summary(cfg, run_path, dp, quiet=True)  # finished meanwhile by another process?
+        if summary is None:
+            summary = train_in_empty_folder(model, data, resolved, tokenizer.pad_token_id, dp, run_path, config)
+        if dp.is_main:
+            upload_run(cfg, run_path)
+    return summary
+
+
+def train_in_empty_folder(model, data: RunData, cfg: RunConfig, pad_id: int, dp: DataParallel, run_path: Path,
+                          config: dict) -> dict:
     if dp.is_main:
         results.reset_run_dir(run_path)
         atomic.write_json(run_path / results.CONFIG_FILE, config)
     logger = make_run_logger(run_path / results.LOG_FILE, cfg.log_prefix + results.config_name(cfg), config) \
         if dp.is_main else NullLogger()
     try:
-        summary = train_and_evaluate(model, data, resolved, tokenizer.pad_token_id, dp, logger, run_path)
+        summary = train_and_evaluate(model, data, cfg, pad_id, dp, logger, run_path)
     finally:
         logger.close()
     if dp.is_main:
@@ -276,8 +290,8 @@ def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, dp: Da
             results.save_state_dict(state, run_path / results.MODEL_FILE)
     summary = {"accuracy": final["eval_accuracy"]}
     if dp.is_main:
-        results.write_predictions(run_path, list(data.test["id"]), test_probs[:, 1].tolist(),
-                                  list(data.test["hard_label"]))
+        results.write_predictions(run_path, column_list(data.test, "id"), test_probs[:, 1].tolist(),
+                                  column_list(data.test, "hard_label"))
         atomic.write_json(run_path / results.SUMMARY_FILE, summary)
     dp.barrier()  # the run is finished for every rank once rank 0 has written it
     return summary

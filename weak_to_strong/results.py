@@ -7,7 +7,7 @@ A run lives in `results_folder/sweep_subfolder/<config name>/`:
   log.jsonl             training and eval records
   model.safetensors     only with --save_model
   uploaded.json         with --sync_command: the command that uploaded the finished run
-Beside it, `.<config name>.lock` is the lock a run holds from its finished check to its last write.
+Beside it, `.locks/<config name>.lock` is the lock a run holds while it writes (see pipeline.py).
 
 A sweep run by the local or Slurm executor logs to `results_folder/logs/sweep_subfolder/`:
 `<config name>.log` (local) or `<config name>/` (submitit's files, Slurm).
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from weak_to_strong.atomic import atomic_dir, atomic_file, write_json
 from weak_to_strong.checks import soft_label_problem
+from weak_to_strong.datasets import column_list
 from weak_to_strong.config import RunConfig, result_dict, short_keys
 
 CONFIG_FILE = "config.json"
@@ -34,6 +35,7 @@ PREDICTIONS_FILE = "test_predictions.json"
 SWEEP_LOGS_DIR = "logs"
 UPLOAD_MARKER = "uploaded.json"
 LOCK_SUFFIX = ".lock"
+LOCKS_DIR = ".locks"
 MAX_VALUE_CHARS = 40
 
 
@@ -111,9 +113,9 @@ def read_summary(path: Path) -> dict:
 
 
 def run_lock_path(path: Path) -> Path:
-    """Beside the run folder, not in it: a rerun empties the folder while it holds the lock."""
+    """In `.locks/` beside the run folder, not in it: a rerun empties the folder while it holds the lock."""
     path = Path(path)
-    return path.parent / f".{path.name}{LOCK_SUFFIX}"
+    return path.parent / LOCKS_DIR / f"{path.name}{LOCK_SUFFIX}"
 
 
 def uploaded_with(path: Path) -> str | None:
@@ -148,7 +150,7 @@ def read_predictions(path: Path) -> dict | None:
 
 
 def save_weak_labels(ds, path: Path) -> None:
-    problem = soft_label_problem(ds["soft_label"])
+    problem = soft_label_problem(column_list(ds, "soft_label"))
     if problem is not None:
         raise ValueError(f"refusing to write weak labels to {str(path)!r}: {problem}")
     with atomic_dir(path) as tmp:
@@ -161,7 +163,7 @@ def load_weak_labels(path: str | Path):
 
     try:
         ds = load_from_disk(str(path))
-        problem = soft_label_problem(ds["soft_label"]) if "soft_label" in ds.column_names else "no soft_label column"
+        problem = soft_label_problem(column_list(ds, "soft_label")) if "soft_label" in ds.column_names else "no soft_label column"
     except Exception as e:  # datasets and Arrow raise many types for a truncated, emptied or deleted file
         problem = f"unreadable: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     if problem is not None:

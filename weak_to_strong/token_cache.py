@@ -16,10 +16,11 @@ import sys
 from pathlib import Path
 
 from weak_to_strong.atomic import atomic_dir
-from weak_to_strong.datasets import tokenize_dataset
+from weak_to_strong.datasets import fits_context, tokenize_dataset
 
 CACHE_VERSION = "v1"  # bump when tokenize_dataset's output changes
 ROW_COLUMN = "_row"
+IN_MEMORY_CHARS = 1_000_000
 
 
 def default_cache_dir() -> Path:
@@ -54,12 +55,30 @@ def save_entry(ds, tokenizer, max_ctx: int, path: Path) -> None:
         tokenized.save_to_disk(str(tmp / "data"))
 
 
+def tokenize_in_memory(ds, texts: list[str], tokenizer, max_ctx: int):
+    """What `tokenize_dataset` gives, without datasets' map/filter (whose fingerprint hashing would cost more than
+    tokenizing a small set)."""
+    from datasets.fingerprint import generate_random_fingerprint
+
+    ids = tokenizer(texts)["input_ids"]
+    keep = [i for i, doc in enumerate(ids) if fits_context(len(doc), max_ctx)]
+    kept = ds.select(keep) if len(keep) < len(ds) else ds
+    kept = kept.remove_columns([c for c in kept.column_names if c == "input_ids"])
+    return kept.add_column("input_ids", [ids[i] for i in keep], new_fingerprint=generate_random_fingerprint())
+
+
 def tokenize_cached(ds, tokenizer, max_ctx: int, cache_dir: Path | None = None):
-    """`tokenize_dataset(ds, tokenizer, max_ctx)`, from the cache when these texts were tokenized before."""
+    """`tokenize_dataset(ds, tokenizer, max_ctx)`, from the cache when these texts were tokenized before.
+
+    Small sets (under IN_MEMORY_CHARS characters) are tokenized in memory instead: writing and reading a cache
+    entry costs more than tokenizing them, and a sweep of short runs pays that on every run."""
     from datasets import concatenate_datasets, load_from_disk
 
+    texts = ds.with_format("arrow")["txt"].to_pylist()
+    if sum(map(len, texts)) < IN_MEMORY_CHARS:
+        return tokenize_in_memory(ds, texts, tokenizer, max_ctx)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = cache_dir / cache_key(ds.with_format("arrow")["txt"].to_pylist(), tokenizer, max_ctx)
+    path = cache_dir / cache_key(texts, tokenizer, max_ctx)
     if not path.is_dir():
         save_entry(ds, tokenizer, max_ctx, path)
     try:
