@@ -75,6 +75,24 @@ def test_adafactor_comes_from_transformers_and_bad_names_raise():
         make_scheduler(make_optimizer(params, "adam", 1e-3), "linear", 10)
 
 
+def gradients(shape, steps, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(shape, generator=gen) for _ in range(steps)]
+
+
+def test_adam_is_torchs_default_adam_as_in_the_reference():
+    """The reference: torch.optim.Adam(model.parameters(), lr=lr), i.e. betas (0.9, 0.999), eps 1e-8."""
+    start = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))
+    ours, ref = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    optimizer, reference = make_optimizer([ours], "adam", 1e-2), torch.optim.Adam([ref], lr=1e-2)
+    assert optimizer.param_groups[0]["betas"] == (0.9, 0.999)
+    for grad in gradients(start.shape, 5):
+        for p, opt in ((ours, optimizer), (ref, reference)):
+            p.grad = grad.clone()
+            opt.step()
+    torch.testing.assert_close(ours.detach(), ref.detach(), rtol=1e-6, atol=1e-7)
+
+
 def test_pad_batch_right_pads_with_mask():
     ids, mask = pad_batch([[5, 6, 7], [8]], pad_id=0)
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]

@@ -54,12 +54,12 @@ class TrainSettings:
 
 
 def make_optimizer(params, name: str, lr: float) -> torch.optim.Optimizer:
-    """Adam (torch) or Adafactor (transformers), with the reference's settings."""
+    """Adam (torch, with torch's default betas 0.9, 0.999, as the reference) or Adafactor (transformers)."""
     params = [p for p in params if p.requires_grad]
     if name == "adam":
         # The fused kernel does the whole update in one pass over memory (CPU and CUDA alike).
         fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
-        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.95), fused=fused or None)
+        return torch.optim.Adam(params, lr=lr, fused=fused or None)
     if name == "adafactor":
         from transformers.optimization import Adafactor
 
