@@ -1,4 +1,5 @@
 import copy
+import math
 
 import pytest
 import torch
@@ -91,6 +92,79 @@ def test_adam_is_torchs_default_adam_as_in_the_reference():
             p.grad = grad.clone()
             opt.step()
     torch.testing.assert_close(ours.detach(), ref.detach(), rtol=1e-6, atol=1e-7)
+
+
+def rms(t: torch.Tensor) -> float:
+    return float(t.norm(2) / t.numel() ** 0.5)
+
+
+def reference_adafactor(start: torch.Tensor, grads: list[torch.Tensor]) -> torch.Tensor:
+    """One parameter under the reference's torch_optimizer.Adafactor(params, lr=lr), written from its code.
+
+    Its defaults: relative_step=True, scale_parameter=True, warmup_init=False, eps2=(1e-30, 1e-3),
+    decay_rate -0.8, clip_threshold 1, no first moment; `lr` is never read.
+    """
+    p = start.clone()
+    factored = p.dim() >= 2
+    row, col, sq = torch.zeros(p.shape[:-1]), torch.zeros(p.shape[:-2] + p.shape[-1:]), torch.zeros_like(p)
+    for t, g in enumerate(grads, start=1):
+        lr = min(1e-2, 1 / math.sqrt(t)) * max(1e-3, rms(p))
+        beta2t = 1.0 - t ** -0.8
+        update = g ** 2 + 1e-30
+        if factored:
+            row = beta2t * row + (1 - beta2t) * update.mean(dim=-1)
+            col = beta2t * col + (1 - beta2t) * update.mean(dim=-2)
+            update = (row / row.mean(dim=-1)).rsqrt().unsqueeze(-1) * col.unsqueeze(-2).rsqrt() * g
+        else:
+            sq = beta2t * sq + (1 - beta2t) * update
+            update = sq.rsqrt() * g
+        update = update / max(1.0, rms(update))
+        p = p - lr * update
+    return p
+
+
+@pytest.mark.parametrize("schedule", ["cosine_anneal", "constant"])
+def test_adafactor_steps_as_the_reference_whatever_the_lr_and_schedule(schedule):
+    gen = torch.Generator().manual_seed(2)
+    starts = [2.0 * torch.randn(4, 3, generator=gen), torch.zeros(4)]  # a weight (factored), a zero bias
+    params = [torch.nn.Parameter(s.clone()) for s in starts]
+    optimizer = make_optimizer(params, "adafactor", 1e-5)
+    scheduler = make_scheduler(optimizer, schedule, 2)  # a cosine over 2 steps would zero an lr by step 3
+    grads = [gradients(s.shape, 3, seed=i) for i, s in enumerate(starts)]
+    lrs = []
+    for step in range(3):
+        for p, g in zip(params, grads):
+            p.grad = g[step].clone()
+        lrs.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert lrs == [1e-2] * 3  # the relative step size min(1e-2, 1/sqrt(t)), before parameter scaling
+    for p, start, g in zip(params, starts, grads):
+        torch.testing.assert_close(p.detach(), reference_adafactor(start, g), rtol=1e-5, atol=1e-9)
+    # The first step's size: 1e-2 x the parameter's RMS (floored at 1e-3); the bias's update is ~sign(grad).
+    one = torch.nn.Parameter(starts[0][0].clone())
+    optimizer = make_optimizer([one], "adafactor", 1e-5)
+    one.grad = grads[0][0][0].clone()
+    optimizer.step()
+    torch.testing.assert_close((starts[0][0] - one.detach()).abs(), torch.full((3,), 1e-2 * rms(starts[0][0])))
+
+
+def test_adafactor_trains_through_train_model(setup):
+    tokenizer, examples, model = setup
+    records = []
+
+    class ListLogger(NullLogger):
+        def log(self, record):
+            records.append(record)
+
+    trained = copy.deepcopy(model)
+    settings = TrainSettings(batch_size=8, minibatch_size=4, epochs=1, lr=1e-5, optim="adafactor")
+    train_model(trained, examples, make_loss("xent"), settings, torch.device("cpu"), tokenizer.pad_token_id,
+                ListLogger())
+    assert [r["lr"] for r in records] == [1e-2, 1e-2]
+    # A step of ~1e-2 x RMS: far more than lr=1e-5 would move the head.
+    moved = (trained.score.weight - model.score.weight).abs().max()
+    assert moved > 1e-3 * model.score.weight.abs().max()
 
 
 def test_pad_batch_right_pads_with_mask():

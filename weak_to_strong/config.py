@@ -40,9 +40,11 @@ class RunConfig:
     n_test_docs: int = result_field(10000, "ntd")
     model_size: str = result_field("gpt2", "model")
     lr: float | None = result_field(None, "lr")
-    """None: the model's default learning rate."""
+    """None: the model's default learning rate. Adam only: Adafactor ignores it (as in the reference), though it
+    still names the run."""
     optim: str | None = result_field(None, "opt")
-    """adam or adafactor; None: the model's default."""
+    """adam or adafactor; None: the model's default. Adafactor runs in the reference's mode: relative step
+    size min(1e-2, 1/sqrt(step)) scaled by each parameter's RMS, no lr, no schedule."""
     epochs: int = result_field(2, "ep")
     seed: int = result_field(0, "seed")
     train_with_dropout: bool = result_field(False, "drop")

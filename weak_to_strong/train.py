@@ -40,6 +40,7 @@ class TrainSettings:
     """None: length-grouped minibatches sized automatically (see `make_minibatches`)."""
     epochs: int
     lr: float
+    """Adam's learning rate; Adafactor sets its own step size and ignores it, as in the reference."""
     optim: str = "adam"
     lr_schedule: str = "cosine_anneal"
     seed: int = 0
@@ -54,7 +55,14 @@ class TrainSettings:
 
 
 def make_optimizer(params, name: str, lr: float) -> torch.optim.Optimizer:
-    """Adam (torch, with torch's default betas 0.9, 0.999, as the reference) or Adafactor (transformers)."""
+    """The reference's optimizers: torch's Adam with its defaults (betas 0.9, 0.999), or Adafactor.
+
+    Adafactor runs as the reference's `torch_optimizer.Adafactor(params, lr=lr)` did, in its default
+    mode (relative step and parameter scaling on, warmup_init off), here through transformers'
+    implementation of the same algorithm: each step moves a parameter by
+    min(1e-2, 1/sqrt(t)) x max(1e-3, RMS(parameter)) (before update clipping), so `lr` and the
+    lr schedule play no part (see `make_scheduler`).
+    """
     params = [p for p in params if p.requires_grad]
     if name == "adam":
         # The fused kernel does the whole update in one pass over memory (CPU and CUDA alike).
@@ -63,19 +71,44 @@ def make_optimizer(params, name: str, lr: float) -> torch.optim.Optimizer:
     if name == "adafactor":
         from transformers.optimization import Adafactor
 
-        return Adafactor(params, lr=lr, scale_parameter=False, relative_step=False, warmup_init=False)
+        # transformers refuses an lr beside relative_step (torch_optimizer kept it and never read it).
+        return Adafactor(params, lr=None, relative_step=True, scale_parameter=True, warmup_init=False)
     raise ValueError(f"unknown optimizer {name!r}; choose one of: adam, adafactor")
 
 
-def make_scheduler(optimizer, name: str, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Cosine from lr to 0 over all optimizer steps, or constant."""
+class RelativeStepSize:
+    """The schedule of an optimizer that sets its own step size (Adafactor's relative step, lr None).
+
+    The reference wrapped Adafactor in its cosine (or constant) schedule too, but that schedule
+    changed a group lr that relative-step Adafactor never reads; here nothing is scheduled.
+    `get_last_lr` reports the relative step size of the next step, min(1e-2, 1/sqrt(t)), before
+    Adafactor scales it by each parameter's RMS.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer):
+        self.optimizer = optimizer
+        self.steps_done = 0
+
+    def step(self) -> None:
+        self.steps_done += 1
+
+    def get_last_lr(self) -> list[float]:
+        # The optimizer's own formula, without the per-parameter scale.
+        return [type(self.optimizer)._get_lr({**group, "scale_parameter": False}, {"step": self.steps_done + 1})
+                for group in self.optimizer.param_groups]
+
+
+def make_scheduler(optimizer, name: str, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR | RelativeStepSize:
+    """Cosine from lr to 0 over all optimizer steps, or constant; no schedule for relative-step Adafactor."""
+    if name not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr_schedule {name!r}; choose one of: {', '.join(LR_SCHEDULES)}")
+    if any(group["lr"] is None for group in optimizer.param_groups):
+        return RelativeStepSize(optimizer)
     if name == "cosine_anneal":
         return torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
         )
-    if name == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    raise ValueError(f"unknown lr_schedule {name!r}; choose one of: {', '.join(LR_SCHEDULES)}")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
 def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
