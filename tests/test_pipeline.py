@@ -115,6 +115,7 @@ def test_save_model_writes_weights(tiny_flags):
     (dict(model_size="toy-large", weak_model_size="toy-small"), "no weak labels at .*run the ground-truth run first"),
     (dict(weak_labels_path="/does/not/exist"), "--weak_labels_path='/does/not/exist' does not exist"),
     (dict(max_ctx=1), "no train docs .* left after the max_ctx=1 token filter"),
+    (dict(batch_size=128), "training documents x 1 epochs make no full batch of --batch_size=128"),
     (dict(data_dir="/does/not/exist/either"), "local data directory '/does/not/exist/either' does not exist"),
 ])
 def test_bad_input_fails_before_writing_anything(tiny_flags, change, message, monkeypatch):

@@ -8,7 +8,8 @@ from weak_to_strong.batching import Examples, pad_batch
 from weak_to_strong.loss import make_loss
 from weak_to_strong.model import load_model, load_tokenizer
 from weak_to_strong.models import get_model_spec
-from weak_to_strong.train import TrainSettings, make_optimizer, make_scheduler, train_model, train_step
+from weak_to_strong.train import (TrainSettings, count_steps, make_optimizer, make_scheduler, plan_batches, train_model,
+                                  train_step)
 from weak_to_strong.logger import NullLogger
 
 TEXTS = [
@@ -165,6 +166,44 @@ def test_adafactor_trains_through_train_model(setup):
     # A step of ~1e-2 x RMS: far more than lr=1e-5 would move the head.
     moved = (trained.score.weight - model.score.weight).abs().max()
     assert moved > 1e-3 * model.score.weight.abs().max()
+
+
+def test_epochs_are_chained_and_cut_into_full_batches_as_in_the_reference():
+    # The reference: nsteps = len(ds) * epochs // batch_size over the epochs chained.
+    batches = plan_batches(100, 32, 2, torch.Generator().manual_seed(0))
+    assert [len(b) for b in batches] == [32] * 6
+    gen = torch.Generator().manual_seed(0)
+    epochs = torch.cat([torch.randperm(100, generator=gen), torch.randperm(100, generator=gen)])
+    assert torch.equal(torch.cat(batches), epochs[:192])  # each epoch its own permutation, as before
+    assert count_steps(100, 32, 2) == 6 and count_steps(31, 32, 2) == 1
+    with pytest.raises(ValueError, match="make no full batch of --batch_size=32"):
+        count_steps(10, 32, 3)
+
+
+def test_train_model_never_steps_on_a_partial_batch(setup):
+    tokenizer, examples, model = setup
+    seen = []
+
+    class Recording(type(make_loss("logconf"))):
+        def batch_stats(self, logits, labels):
+            seen.append(len(labels))
+            return super().batch_stats(logits, labels)
+
+    records = []
+
+    class ListLogger(NullLogger):
+        def log(self, record):
+            records.append(record)
+
+    settings = TrainSettings(batch_size=6, minibatch_size=2, epochs=2, lr=1e-3)
+    train_model(copy.deepcopy(model), examples, Recording(), settings, torch.device("cpu"), tokenizer.pad_token_id,
+                ListLogger())
+    assert seen == [6] * 5  # 16 documents x 2 epochs // 6; logconf's threshold always over a full batch
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5]
+    assert [r["epoch"] for r in records] == [0, 0, 0, 1, 1]  # the epoch of each batch's first document
+    with pytest.raises(ValueError, match="16 training documents x 1 epochs make no full batch"):
+        train_model(copy.deepcopy(model), examples, make_loss("xent"), TrainSettings(batch_size=17, minibatch_size=1,
+                    epochs=1, lr=1e-3), torch.device("cpu"), tokenizer.pad_token_id, NullLogger())
 
 
 def test_pad_batch_right_pads_with_mask():

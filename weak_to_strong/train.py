@@ -111,9 +111,28 @@ def make_scheduler(optimizer, name: str, total_steps: int) -> torch.optim.lr_sch
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
-def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """One epoch's batches: a fresh permutation each epoch; the last batch may be smaller."""
-    return split_chunks(torch.randperm(n, generator=generator), batch_size)
+def count_steps(n: int, batch_size: int, epochs: int) -> int:
+    """Optimizer steps of a run, as in the reference: full batches of the epochs chained, floor(n x epochs / batch).
+
+    A ValueError (naming the flags) if that is no step at all.
+    """
+    steps = n * epochs // batch_size
+    if steps == 0:
+        raise ValueError(f"{n} training documents x {epochs} epochs make no full batch of --batch_size={batch_size}; "
+                         "lower --batch_size, or raise --epochs or --n_docs")
+    return steps
+
+
+def plan_batches(n: int, batch_size: int, epochs: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """Every step's batch: a fresh permutation per epoch, the epochs chained and cut into full batches.
+
+    As in the reference, a batch may span two epochs, and the documents left over after the last
+    full batch are not trained on: no step ever trains on a fraction of a batch (which would make
+    logconf's batch threshold a quantile over a handful of documents).
+    """
+    order = torch.cat([torch.randperm(n, generator=generator) for _ in range(epochs)])
+    steps = count_steps(n, batch_size, epochs)
+    return split_chunks(order[: steps * batch_size], batch_size)
 
 
 def set_train_mode(model, with_dropout: bool) -> None:
@@ -308,8 +327,8 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
     """
     generator = torch.Generator().manual_seed(settings.seed)
     torch.manual_seed(settings.seed)
-    steps_per_epoch = math.ceil(len(examples) / settings.batch_size)
-    total_steps = steps_per_epoch * settings.epochs
+    batches = plan_batches(len(examples), settings.batch_size, settings.epochs, generator)
+    total_steps = len(batches)
     optimizer = make_optimizer(model.parameters(), settings.optim, settings.lr)
     scheduler = make_scheduler(optimizer, settings.lr_schedule, total_steps)
     scaler = make_grad_scaler(settings.precision, torch.device(device))
@@ -319,25 +338,24 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
     overhead_tokens = estimate_minibatch_overhead(model, device)
     packing = choose_packing(dp.unwrap(model), device, settings.minibatch_size, settings.pack)
     embedding_grads = EmbeddingGradTables()
-    step = 0
     with tqdm(total=total_steps, desc="train", **dp.progress_options()) as bar:
-        for epoch in range(settings.epochs):
-            for batch in shuffled_batches(len(examples), settings.batch_size, generator):
-                lr = scheduler.get_last_lr()[0]
-                loss = train_step(model, examples, batch, loss_fn, optimizer, scheduler, settings.minibatch_size,
-                                  step / total_steps, pad_id, device, precision=settings.precision, scaler=scaler,
-                                  minibatch_token_budget=settings.minibatch_token_budget,
-                                  minibatch_overhead_tokens=overhead_tokens, dp=dp, packing=packing,
-                                  embedding_grads=embedding_grads)
-                step += 1
-                check_finite_loss(loss, step, settings.lr)
-                logger.log({"step": step, "epoch": epoch, "loss": loss, "lr": lr})
-                bar.set_postfix(loss=f"{loss:.4f}")
-                bar.update()
-                if evaluate is not None and settings.eval_every and step % settings.eval_every == 0 \
-                        and step < total_steps:
-                    logger.log({"step": step, **evaluate()})
-                    set_train_mode(model, settings.train_with_dropout)
+        for done, batch in enumerate(batches):
+            lr = scheduler.get_last_lr()[0]
+            loss = train_step(model, examples, batch, loss_fn, optimizer, scheduler, settings.minibatch_size,
+                              done / total_steps, pad_id, device, precision=settings.precision, scaler=scaler,
+                              minibatch_token_budget=settings.minibatch_token_budget,
+                              minibatch_overhead_tokens=overhead_tokens, dp=dp, packing=packing,
+                              embedding_grads=embedding_grads)
+            epoch = done * settings.batch_size // len(examples)  # the epoch of the batch's first document
+            step = done + 1
+            check_finite_loss(loss, step, settings.lr)
+            logger.log({"step": step, "epoch": epoch, "loss": loss, "lr": lr})
+            bar.set_postfix(loss=f"{loss:.4f}")
+            bar.update()
+            if evaluate is not None and settings.eval_every and step % settings.eval_every == 0 \
+                    and step < total_steps:
+                logger.log({"step": step, **evaluate()})
+                set_train_mode(model, settings.train_with_dropout)
     for module in sparse_embeddings:
         module.sparse = False
     model.eval()
