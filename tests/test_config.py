@@ -42,6 +42,14 @@ def test_defaults_are_resolved_into_the_config():
     assert result_dict(RunConfig(model_size="Qwen/Qwen-72B"))["optim"] == "adafactor"
 
 
+def test_optim_is_accepted_in_any_case_and_recorded_lowercase():
+    # The reference lowercased --optim before choosing the optimizer.
+    for given, canonical in (("Adam", "adam"), ("ADAFACTOR", "adafactor"), ("adam", "adam")):
+        cfg = RunConfig(optim=given)
+        assert cfg.optim == canonical and result_dict(cfg)["optim"] == canonical
+        assert config_name(cfg) == config_name(RunConfig(optim=canonical)) and f"opt={canonical}-" in config_name(cfg)
+
+
 def test_transfer_config_embeds_the_weak_runs_config():
     cfg = RunConfig(model_size="Qwen/Qwen-72B", weak_model_size="gpt2")
     config = result_dict(cfg)

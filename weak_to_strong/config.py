@@ -43,7 +43,7 @@ class RunConfig:
     """None: the model's default learning rate. Adam only: Adafactor ignores it (as in the reference), though it
     still names the run."""
     optim: str | None = result_field(None, "opt")
-    """adam or adafactor; None: the model's default. Adafactor runs in the reference's mode: relative step
+    """adam or adafactor, in any case; None: the model's default. Adafactor runs in the reference's mode: relative step
     size min(1e-2, 1/sqrt(step)) scaled by each parameter's RMS, no lr, no schedule."""
     epochs: int = result_field(2, "ep")
     seed: int = result_field(0, "seed")
@@ -89,6 +89,7 @@ class RunConfig:
 
     def __post_init__(self):
         coerce_text_flags(self)
+        self.optim = canonical_optim(self.optim)
         validate_config(self)
         expand_paths(self)
 
@@ -104,6 +105,12 @@ def coerce_text_flags(cfg: "RunConfig") -> None:
         value = getattr(cfg, name)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             setattr(cfg, name, str(value))
+
+
+def canonical_optim(name):
+    """An optimizer name in any case, lowercased (the reference lowercased it too): `Adam` runs, and names
+    its run folder, as `adam`."""
+    return name.lower() if isinstance(name, str) else name
 
 
 def expand_paths(cfg: "RunConfig") -> None:

@@ -61,9 +61,10 @@ def make_optimizer(params, name: str, lr: float) -> torch.optim.Optimizer:
     mode (relative step and parameter scaling on, warmup_init off), here through transformers'
     implementation of the same algorithm: each step moves a parameter by
     min(1e-2, 1/sqrt(t)) x max(1e-3, RMS(parameter)) (before update clipping), so `lr` and the
-    lr schedule play no part (see `make_scheduler`).
+    lr schedule play no part (see `make_scheduler`). Any case of `name` is accepted.
     """
     params = [p for p in params if p.requires_grad]
+    name = name.lower()
     if name == "adam":
         # The fused kernel does the whole update in one pass over memory (CPU and CUDA alike).
         fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
