@@ -32,7 +32,7 @@ class RunConfig:
     batch_size: int = result_field(32, "bs")
     """Examples per optimizer step (the learning rates were tuned for 32)."""
     max_ctx: int = result_field(1024, "ctx")
-    """Documents longer than this many tokens are dropped."""
+    """Only documents shorter than this many tokens are kept (as the reference: one of exactly max_ctx is dropped)."""
     ds_name: str = result_field("sciq", "ds")
     loss: str = result_field("xent", "loss")
     n_docs: int = result_field(20000, "nd")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from weak_to_strong.datasets import tokenize_dataset
 
-CACHE_VERSION = "v1"  # bump when tokenize_dataset's output changes
+CACHE_VERSION = "v2"  # bump when tokenize_dataset's output changes (v2: documents of max_ctx tokens dropped)
 ROW_COLUMN = "_row"
 
 
