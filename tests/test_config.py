@@ -81,6 +81,20 @@ def test_weak_labels_path_runs_are_named_by_their_labels(tmp_path):
     assert result_dict(RunConfig(weak_labels_path=str(a)))["weak_model_size"] == "gpt2"
 
 
+def test_a_run_folder_as_weak_labels_path_stands_for_its_weak_labels(tmp_path):
+    # The reference appended weak_labels/ to a --weak_labels_path that did not end in it.
+    run = tmp_path / "default" / "some_run"
+    (run / "weak_labels").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"model_size": "gpt2"}))
+    by_folder, by_labels = RunConfig(weak_labels_path=str(run)), RunConfig(weak_labels_path=str(run / "weak_labels"))
+    assert by_folder.weak_labels_path == by_labels.weak_labels_path == str(run / "weak_labels")
+    assert config_name(by_folder) == config_name(by_labels)
+    assert result_dict(by_folder)["weak_model_size"] == "gpt2"
+    other = tmp_path / "my_labels"  # labels saved under another name are taken as they are
+    other.mkdir()
+    assert RunConfig(weak_labels_path=str(other)).weak_labels_path == str(other)
+
+
 @pytest.mark.parametrize("flags, message", [
     (dict(ds_name="imdb"), "unknown dataset 'imdb'; choose one of: amazon_polarity"),
     (dict(model_size="gpt5"), "unknown model 'gpt5'"),

@@ -92,6 +92,8 @@ class RunConfig:
         self.optim = canonical_optim(self.optim)
         validate_config(self)
         expand_paths(self)
+        if self.weak_labels_path is not None:
+            self.weak_labels_path = locate_weak_labels(self.weak_labels_path)
 
 
 TEXT_FIELDS = ("ds_name", "loss", "model_size", "optim", "lr_schedule", "precision", "weak_model_size",
@@ -230,6 +232,21 @@ def weak_run_config(cfg: RunConfig) -> RunConfig:
     assert cfg.weak_model_size is not None
     return replace(cfg, model_size=cfg.weak_model_size, loss=GROUND_TRUTH_LOSS, weak_model_size=None,
                    weak_labels_path=None)
+
+
+WEAK_LABELS_DIR = "weak_labels"
+"""A ground-truth run's weak labels: this folder in its run folder, beside its config.json."""
+
+
+def locate_weak_labels(path: str) -> str:
+    """The weak labels a --weak_labels_path names: a run folder stands for its `weak_labels/`.
+
+    The reference appended `/weak_labels` to any path not ending in it; here only to a folder that
+    holds one, so labels saved in a folder of another name still load.
+    """
+    if Path(path).name != WEAK_LABELS_DIR and (Path(path) / WEAK_LABELS_DIR).is_dir():
+        return str(Path(path) / WEAK_LABELS_DIR)
+    return path
 
 
 def read_weak_labels_config(weak_labels_path: str) -> dict:

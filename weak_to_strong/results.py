@@ -21,11 +21,10 @@ import tempfile
 from pathlib import Path
 
 from weak_to_strong.checks import soft_label_problem
-from weak_to_strong.config import RunConfig, result_dict, short_keys
+from weak_to_strong.config import WEAK_LABELS_DIR, RunConfig, result_dict, short_keys
 
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "results_summary.json"
-WEAK_LABELS_DIR = "weak_labels"
 LOG_FILE = "log.jsonl"
 MODEL_FILE = "model.safetensors"
 PREDICTIONS_FILE = "test_predictions.json"
@@ -135,7 +134,11 @@ def load_weak_labels(path: str | Path):
     """Weak labels as saved by a ground-truth run, checked to be probabilities."""
     from datasets import load_from_disk
 
-    ds = load_from_disk(str(path))
+    try:
+        ds = load_from_disk(str(path))
+    except FileNotFoundError:
+        raise ValueError(f"no weak labels at {str(path)!r}: neither a saved dataset nor a run folder holding "
+                         f"{WEAK_LABELS_DIR}/ (has its ground-truth run finished?)") from None
     problem = soft_label_problem(ds["soft_label"]) if "soft_label" in ds.column_names else "no soft_label column"
     if problem is not None:
         raise ValueError(f"weak labels at {str(path)!r} are not usable ({problem}); "
