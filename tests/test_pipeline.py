@@ -121,7 +121,7 @@ def test_save_model_writes_weights(tiny_flags):
     (dict(weak_labels_path="/does/not/exist"), "--weak_labels_path='/does/not/exist' does not exist"),
     (dict(weak_labels_path=str(REPO / "tests")), "no weak labels at .*tests': neither a saved dataset nor a run folder"),
     (dict(max_ctx=1), "no train docs .* left after the max_ctx=1 token filter"),
-    (dict(batch_size=128), "training documents x 1 epochs make no full batch of --batch_size=128"),
+    (dict(batch_size=128), "training documents x --epochs=1 make no full batch of --batch_size=128"),
     (dict(data_dir="/does/not/exist/either"), "local data directory '/does/not/exist/either' does not exist"),
 ])
 def test_bad_input_fails_before_writing_anything(tiny_flags, change, message, monkeypatch):

@@ -201,7 +201,7 @@ def test_train_model_never_steps_on_a_partial_batch(setup):
     assert seen == [6] * 5  # 16 documents x 2 epochs // 6; logconf's threshold always over a full batch
     assert [r["step"] for r in records] == [1, 2, 3, 4, 5]
     assert [r["epoch"] for r in records] == [0, 0, 0, 1, 1]  # the epoch of each batch's first document
-    with pytest.raises(ValueError, match="16 training documents x 1 epochs make no full batch"):
+    with pytest.raises(ValueError, match="16 training documents x --epochs=1 make no full batch"):
         train_model(copy.deepcopy(model), examples, make_loss("xent"), TrainSettings(batch_size=17, minibatch_size=1,
                     epochs=1, lr=1e-3), torch.device("cpu"), tokenizer.pad_token_id, NullLogger())
 

@@ -119,7 +119,7 @@ def count_steps(n: int, batch_size: int, epochs: int) -> int:
     """
     steps = n * epochs // batch_size
     if steps == 0:
-        raise ValueError(f"{n} training documents x {epochs} epochs make no full batch of --batch_size={batch_size}; "
+        raise ValueError(f"{n} training documents x --epochs={epochs} make no full batch of --batch_size={batch_size}; "
                          "lower --batch_size, or raise --epochs or --n_docs")
     return steps
 
