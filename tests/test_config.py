@@ -42,6 +42,14 @@ def test_defaults_are_resolved_into_the_config():
     assert result_dict(RunConfig(model_size="Qwen/Qwen-72B"))["optim"] == "adafactor"
 
 
+def test_optim_is_accepted_in_any_case_and_recorded_lowercase():
+    # The reference lowercased --optim before choosing the optimizer.
+    for given, canonical in (("Adam", "adam"), ("ADAFACTOR", "adafactor"), ("adam", "adam")):
+        cfg = RunConfig(optim=given)
+        assert cfg.optim == canonical and result_dict(cfg)["optim"] == canonical
+        assert config_name(cfg) == config_name(RunConfig(optim=canonical)) and f"opt={canonical}-" in config_name(cfg)
+
+
 def test_transfer_config_embeds_the_weak_runs_config():
     cfg = RunConfig(model_size="Qwen/Qwen-72B", weak_model_size="gpt2")
     config = result_dict(cfg)
@@ -71,6 +79,20 @@ def test_weak_labels_path_runs_are_named_by_their_labels(tmp_path):
     name_a = config_name(RunConfig(weak_labels_path=str(a)))
     assert name_a != config_name(RunConfig(weak_labels_path=str(b)))
     assert result_dict(RunConfig(weak_labels_path=str(a)))["weak_model_size"] == "gpt2"
+
+
+def test_a_run_folder_as_weak_labels_path_stands_for_its_weak_labels(tmp_path):
+    # The reference appended weak_labels/ to a --weak_labels_path that did not end in it.
+    run = tmp_path / "default" / "some_run"
+    (run / "weak_labels").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"model_size": "gpt2"}))
+    by_folder, by_labels = RunConfig(weak_labels_path=str(run)), RunConfig(weak_labels_path=str(run / "weak_labels"))
+    assert by_folder.weak_labels_path == by_labels.weak_labels_path == str(run / "weak_labels")
+    assert config_name(by_folder) == config_name(by_labels)
+    assert result_dict(by_folder)["weak_model_size"] == "gpt2"
+    other = tmp_path / "my_labels"  # labels saved under another name are taken as they are
+    other.mkdir()
+    assert RunConfig(weak_labels_path=str(other)).weak_labels_path == str(other)
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -134,3 +134,8 @@ def test_tokenize_filters_by_max_ctx():
     out = tokenize_dataset(ds, tokenizer, max_ctx=3)
     assert out["txt"] == ["good"]
     assert out["input_ids"][0] == tokenizer("good")["input_ids"]
+
+    # The reference keeps len(input_ids) < max_ctx: a document of exactly max_ctx tokens is dropped.
+    n = len(tokenizer("good")["input_ids"])
+    assert tokenize_dataset(ds, tokenizer, max_ctx=n)["txt"] == []
+    assert tokenize_dataset(ds, tokenizer, max_ctx=n + 1)["txt"] == ["good"]

@@ -51,6 +51,11 @@ def test_transfer_run_trains_on_the_weak_labels_and_records_the_weak_config(tiny
                            "weak_labels_path": str(results.run_dir(gt) / "weak_labels")})
     run_train_simple(by_path)
     assert results.is_finished(results.run_dir(by_path)) and results.run_dir(by_path) != results.run_dir(cfg)
+    # The ground-truth run's folder names the same labels (the reference appended weak_labels/ too).
+    by_folder = RunConfig(**{**tiny_flags, "model_size": "toy-large", "weak_labels_path": str(results.run_dir(gt)),
+                             "force_retrain": True})
+    assert results.run_dir(by_folder) == results.run_dir(by_path)
+    assert run_train_simple(by_folder) == results.read_summary(results.run_dir(by_path))
 
 
 def test_finished_runs_are_skipped_unless_forced(tiny_flags, capsys):
@@ -114,7 +119,9 @@ def test_save_model_writes_weights(tiny_flags):
 @pytest.mark.parametrize("change, message", [
     (dict(model_size="toy-large", weak_model_size="toy-small"), "no weak labels at .*run the ground-truth run first"),
     (dict(weak_labels_path="/does/not/exist"), "--weak_labels_path='/does/not/exist' does not exist"),
+    (dict(weak_labels_path=str(REPO / "tests")), "no weak labels at .*tests': neither a saved dataset nor a run folder"),
     (dict(max_ctx=1), "no train docs .* left after the max_ctx=1 token filter"),
+    (dict(batch_size=128), "training documents x --epochs=1 make no full batch of --batch_size=128"),
     (dict(data_dir="/does/not/exist/either"), "local data directory '/does/not/exist/either' does not exist"),
 ])
 def test_bad_input_fails_before_writing_anything(tiny_flags, change, message, monkeypatch):

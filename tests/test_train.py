@@ -1,4 +1,5 @@
 import copy
+import math
 
 import pytest
 import torch
@@ -7,7 +8,8 @@ from weak_to_strong.batching import Examples, pad_batch
 from weak_to_strong.loss import make_loss
 from weak_to_strong.model import load_model, load_tokenizer
 from weak_to_strong.models import get_model_spec
-from weak_to_strong.train import TrainSettings, make_optimizer, make_scheduler, train_model, train_step
+from weak_to_strong.train import (TrainSettings, count_steps, make_optimizer, make_scheduler, plan_batches, train_model,
+                                  train_step)
 from weak_to_strong.logger import NullLogger
 
 TEXTS = [
@@ -73,6 +75,135 @@ def test_adafactor_comes_from_transformers_and_bad_names_raise():
         make_optimizer(params, "sgd", 1e-3)
     with pytest.raises(ValueError, match="unknown lr_schedule 'linear'"):
         make_scheduler(make_optimizer(params, "adam", 1e-3), "linear", 10)
+
+
+def gradients(shape, steps, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(shape, generator=gen) for _ in range(steps)]
+
+
+def test_adam_is_torchs_default_adam_as_in_the_reference():
+    """The reference: torch.optim.Adam(model.parameters(), lr=lr), i.e. betas (0.9, 0.999), eps 1e-8."""
+    start = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))
+    ours, ref = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    optimizer, reference = make_optimizer([ours], "adam", 1e-2), torch.optim.Adam([ref], lr=1e-2)
+    assert optimizer.param_groups[0]["betas"] == (0.9, 0.999)
+    for grad in gradients(start.shape, 5):
+        for p, opt in ((ours, optimizer), (ref, reference)):
+            p.grad = grad.clone()
+            opt.step()
+    torch.testing.assert_close(ours.detach(), ref.detach(), rtol=1e-6, atol=1e-7)
+
+
+def rms(t: torch.Tensor) -> float:
+    return float(t.norm(2) / t.numel() ** 0.5)
+
+
+def reference_adafactor(start: torch.Tensor, grads: list[torch.Tensor]) -> torch.Tensor:
+    """One parameter under the reference's torch_optimizer.Adafactor(params, lr=lr), written from its code.
+
+    Its defaults: relative_step=True, scale_parameter=True, warmup_init=False, eps2=(1e-30, 1e-3),
+    decay_rate -0.8, clip_threshold 1, no first moment; `lr` is never read.
+    """
+    p = start.clone()
+    factored = p.dim() >= 2
+    row, col, sq = torch.zeros(p.shape[:-1]), torch.zeros(p.shape[:-2] + p.shape[-1:]), torch.zeros_like(p)
+    for t, g in enumerate(grads, start=1):
+        lr = min(1e-2, 1 / math.sqrt(t)) * max(1e-3, rms(p))
+        beta2t = 1.0 - t ** -0.8
+        update = g ** 2 + 1e-30
+        if factored:
+            row = beta2t * row + (1 - beta2t) * update.mean(dim=-1)
+            col = beta2t * col + (1 - beta2t) * update.mean(dim=-2)
+            update = (row / row.mean(dim=-1)).rsqrt().unsqueeze(-1) * col.unsqueeze(-2).rsqrt() * g
+        else:
+            sq = beta2t * sq + (1 - beta2t) * update
+            update = sq.rsqrt() * g
+        update = update / max(1.0, rms(update))
+        p = p - lr * update
+    return p
+
+
+@pytest.mark.parametrize("schedule", ["cosine_anneal", "constant"])
+def test_adafactor_steps_as_the_reference_whatever_the_lr_and_schedule(schedule):
+    gen = torch.Generator().manual_seed(2)
+    starts = [2.0 * torch.randn(4, 3, generator=gen), torch.zeros(4)]  # a weight (factored), a zero bias
+    params = [torch.nn.Parameter(s.clone()) for s in starts]
+    optimizer = make_optimizer(params, "adafactor", 1e-5)
+    scheduler = make_scheduler(optimizer, schedule, 2)  # a cosine over 2 steps would zero an lr by step 3
+    grads = [gradients(s.shape, 3, seed=i) for i, s in enumerate(starts)]
+    lrs = []
+    for step in range(3):
+        for p, g in zip(params, grads):
+            p.grad = g[step].clone()
+        lrs.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert lrs == [1e-2] * 3  # the relative step size min(1e-2, 1/sqrt(t)), before parameter scaling
+    for p, start, g in zip(params, starts, grads):
+        torch.testing.assert_close(p.detach(), reference_adafactor(start, g), rtol=1e-5, atol=1e-9)
+    # The first step's size: 1e-2 x the parameter's RMS (floored at 1e-3); the bias's update is ~sign(grad).
+    one = torch.nn.Parameter(starts[0][0].clone())
+    optimizer = make_optimizer([one], "adafactor", 1e-5)
+    one.grad = grads[0][0][0].clone()
+    optimizer.step()
+    torch.testing.assert_close((starts[0][0] - one.detach()).abs(), torch.full((3,), 1e-2 * rms(starts[0][0])))
+
+
+def test_adafactor_trains_through_train_model(setup):
+    tokenizer, examples, model = setup
+    records = []
+
+    class ListLogger(NullLogger):
+        def log(self, record):
+            records.append(record)
+
+    trained = copy.deepcopy(model)
+    settings = TrainSettings(batch_size=8, minibatch_size=4, epochs=1, lr=1e-5, optim="adafactor")
+    train_model(trained, examples, make_loss("xent"), settings, torch.device("cpu"), tokenizer.pad_token_id,
+                ListLogger())
+    assert [r["lr"] for r in records] == [1e-2, 1e-2]
+    # A step of ~1e-2 x RMS: far more than lr=1e-5 would move the head.
+    moved = (trained.score.weight - model.score.weight).abs().max()
+    assert moved > 1e-3 * model.score.weight.abs().max()
+
+
+def test_epochs_are_chained_and_cut_into_full_batches_as_in_the_reference():
+    # The reference: nsteps = len(ds) * epochs // batch_size over the epochs chained.
+    batches = plan_batches(100, 32, 2, torch.Generator().manual_seed(0))
+    assert [len(b) for b in batches] == [32] * 6
+    gen = torch.Generator().manual_seed(0)
+    epochs = torch.cat([torch.randperm(100, generator=gen), torch.randperm(100, generator=gen)])
+    assert torch.equal(torch.cat(batches), epochs[:192])  # each epoch its own permutation, as before
+    assert count_steps(100, 32, 2) == 6 and count_steps(31, 32, 2) == 1
+    with pytest.raises(ValueError, match="make no full batch of --batch_size=32"):
+        count_steps(10, 32, 3)
+
+
+def test_train_model_never_steps_on_a_partial_batch(setup):
+    tokenizer, examples, model = setup
+    seen = []
+
+    class Recording(type(make_loss("logconf"))):
+        def batch_stats(self, logits, labels):
+            seen.append(len(labels))
+            return super().batch_stats(logits, labels)
+
+    records = []
+
+    class ListLogger(NullLogger):
+        def log(self, record):
+            records.append(record)
+
+    settings = TrainSettings(batch_size=6, minibatch_size=2, epochs=2, lr=1e-3)
+    train_model(copy.deepcopy(model), examples, Recording(), settings, torch.device("cpu"), tokenizer.pad_token_id,
+                ListLogger())
+    assert seen == [6] * 5  # 16 documents x 2 epochs // 6; logconf's threshold always over a full batch
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5]
+    assert [r["epoch"] for r in records] == [0, 0, 0, 1, 1]  # the epoch of each batch's first document
+    with pytest.raises(ValueError, match="16 training documents x --epochs=1 make no full batch"):
+        train_model(copy.deepcopy(model), examples, make_loss("xent"), TrainSettings(batch_size=17, minibatch_size=1,
+                    epochs=1, lr=1e-3), torch.device("cpu"), tokenizer.pad_token_id, NullLogger())
 
 
 def test_pad_batch_right_pads_with_mask():

@@ -147,6 +147,12 @@ def test_script_bad_flag_is_one_error_line(monkeypatch, capsys, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_stage_optimizers_are_accepted_in_any_case(tmp_path):
+    w2s, _ = configs_from_flags({**TOY_FLAGS, "results_folder": str(tmp_path), "weak_optim": "Adam",
+                                 "strong_optim": "ADAFACTOR", "transfer_optim": "AdaFactor"})
+    assert (w2s.weak_optim, w2s.strong_optim, w2s.transfer_optim) == ("adam", "adafactor", "adafactor")
+
+
 @pytest.mark.parametrize("flags, message", [
     ({"transfer_loss": "xent,nope"}, "unknown loss in --transfer_loss 'nope'"),
     ({"transfer_loss": ""}, "--transfer_loss is empty"),

@@ -3,8 +3,8 @@
 The probe is ``nn.Linear`` trained with Adam and a cosine learning-rate
 schedule whose period is the total number of optimizer steps
 (``n_epochs * ceil(n_train / batch_size)``), stepped once per batch, so the
-learning rate reaches 0 exactly at the last step. (The reference set the
-period to ``n_epochs`` while stepping per batch, so its lr oscillated.)
+learning rate reaches 0 exactly at the last step, as in the reference's
+current code (its first versions set the period to ``n_epochs``).
 
 Features and labels stay on the device; each epoch draws a ``randperm`` and
 slices it into batches, which avoids DataLoader overhead entirely.

@@ -32,7 +32,7 @@ class RunConfig:
     batch_size: int = result_field(32, "bs")
     """Examples per optimizer step (the learning rates were tuned for 32)."""
     max_ctx: int = result_field(1024, "ctx")
-    """Documents longer than this many tokens are dropped."""
+    """Only documents shorter than this many tokens are kept (as the reference: one of exactly max_ctx is dropped)."""
     ds_name: str = result_field("sciq", "ds")
     loss: str = result_field("xent", "loss")
     n_docs: int = result_field(20000, "nd")
@@ -40,9 +40,11 @@ class RunConfig:
     n_test_docs: int = result_field(10000, "ntd")
     model_size: str = result_field("gpt2", "model")
     lr: float | None = result_field(None, "lr")
-    """None: the model's default learning rate."""
+    """None: the model's default learning rate. Adam only: Adafactor ignores it (as in the reference), though it
+    still names the run."""
     optim: str | None = result_field(None, "opt")
-    """adam or adafactor; None: the model's default."""
+    """adam or adafactor, in any case; None: the model's default. Adafactor runs in the reference's mode: relative step
+    size min(1e-2, 1/sqrt(step)) scaled by each parameter's RMS, no lr, no schedule."""
     epochs: int = result_field(2, "ep")
     seed: int = result_field(0, "seed")
     train_with_dropout: bool = result_field(False, "drop")
@@ -87,8 +89,11 @@ class RunConfig:
 
     def __post_init__(self):
         coerce_text_flags(self)
+        self.optim = canonical_optim(self.optim)
         validate_config(self)
         expand_paths(self)
+        if self.weak_labels_path is not None:
+            self.weak_labels_path = locate_weak_labels(self.weak_labels_path)
 
 
 TEXT_FIELDS = ("ds_name", "loss", "model_size", "optim", "lr_schedule", "precision", "weak_model_size",
@@ -102,6 +107,12 @@ def coerce_text_flags(cfg: "RunConfig") -> None:
         value = getattr(cfg, name)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             setattr(cfg, name, str(value))
+
+
+def canonical_optim(name):
+    """An optimizer name in any case, lowercased (the reference lowercased it too): `Adam` runs, and names
+    its run folder, as `adam`."""
+    return name.lower() if isinstance(name, str) else name
 
 
 def expand_paths(cfg: "RunConfig") -> None:
@@ -221,6 +232,21 @@ def weak_run_config(cfg: RunConfig) -> RunConfig:
     assert cfg.weak_model_size is not None
     return replace(cfg, model_size=cfg.weak_model_size, loss=GROUND_TRUTH_LOSS, weak_model_size=None,
                    weak_labels_path=None)
+
+
+WEAK_LABELS_DIR = "weak_labels"
+"""A ground-truth run's weak labels: this folder in its run folder, beside its config.json."""
+
+
+def locate_weak_labels(path: str) -> str:
+    """The weak labels a --weak_labels_path names: a run folder stands for its `weak_labels/`.
+
+    The reference appended `/weak_labels` to any path not ending in it; here only to a folder that
+    holds one, so labels saved in a folder of another name still load.
+    """
+    if Path(path).name != WEAK_LABELS_DIR and (Path(path) / WEAK_LABELS_DIR).is_dir():
+        return str(Path(path) / WEAK_LABELS_DIR)
+    return path
 
 
 def read_weak_labels_config(weak_labels_path: str) -> dict:

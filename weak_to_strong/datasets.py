@@ -262,15 +262,16 @@ def describe_source(name: str, spec: DatasetSpec, split: str, data_dir: Path | N
 # ---------------------------------------------------------------- tokenization
 
 def tokenize_dataset(ds: Dataset, tokenizer, max_ctx: int) -> Dataset:
-    """Add `input_ids` (batched, fast tokenizer) and drop documents longer than max_ctx tokens."""
+    """Add `input_ids` (batched, fast tokenizer) and keep documents shorter than max_ctx tokens (strictly, as the
+    reference: a document of exactly max_ctx tokens is dropped)."""
     ds = ds.map(lambda batch: {"input_ids": tokenizer(batch["txt"])["input_ids"]}, batched=True, batch_size=1000)
     return ds.filter(lambda batch: [fits_context(len(ids), max_ctx) for ids in batch["input_ids"]], batched=True,
                      batch_size=1000)
 
 
 def fits_context(n_tokens: int, max_ctx: int) -> bool:
-    """Whether a document of n_tokens is kept by the max_ctx filter."""
-    return n_tokens <= max_ctx
+    """Whether a document of n_tokens is kept by the max_ctx filter: shorter than max_ctx, as in the reference."""
+    return n_tokens < max_ctx
 
 
 def column_list(ds: Dataset, name: str) -> list:

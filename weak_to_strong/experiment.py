@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, fields, replace
 
 from weak_to_strong import results
-from weak_to_strong.config import RunConfig, check_choice, result_dict, weak_run_config
+from weak_to_strong.config import RunConfig, canonical_optim, check_choice, result_dict, weak_run_config
 from weak_to_strong.eval import pgr
 from weak_to_strong.loss import LOSSES
 from weak_to_strong.models import OPTIMIZERS, get_model_spec
@@ -58,6 +58,8 @@ class WeakToStrongConfig:
 
     def __post_init__(self):
         self.transfer_loss = parse_losses(self.transfer_loss)
+        for stage in ("weak", "strong", "transfer"):
+            setattr(self, f"{stage}_optim", canonical_optim(getattr(self, f"{stage}_optim")))
         validate_w2s_config(self)
 
 

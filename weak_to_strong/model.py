@@ -106,16 +106,14 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tok
 
 
 def check_model_dir(path: str) -> None:
-    """A local model folder must hold a config and a tokenizer; transformers' own errors for an empty or
-    half-copied folder point elsewhere (e.g. "install sentencepiece")."""
+    """A local model folder must hold tokenizer files; transformers' own errors for an empty or half-copied
+    folder point elsewhere (e.g. "install sentencepiece")."""
     folder = Path(path).expanduser()
     if not folder.is_dir():
         return  # a hub id
     if not any(folder.iterdir()):
         raise ValueError(f"model folder {str(folder)!r} is empty; save a model and its tokenizer there with "
                          "save_pretrained")
-    if not (folder / "config.json").exists():
-        raise ValueError(f"model folder {str(folder)!r} has no config.json; save the model there with save_pretrained")
     if not any((folder / name).exists() for name in TOKENIZER_FILES):
         raise ValueError(f"model folder {str(folder)!r} has no tokenizer files ({', '.join(TOKENIZER_FILES)}); "
                          "save the tokenizer there with tokenizer.save_pretrained")

@@ -35,7 +35,7 @@ from weak_to_strong.model import load_model, load_model_config, load_tokenizer, 
 from weak_to_strong.models import get_model_spec
 from weak_to_strong.precision import resolve_precision
 from weak_to_strong.token_cache import tokenize_cached
-from weak_to_strong.train import TrainSettings, train_model
+from weak_to_strong.train import TrainSettings, count_steps, train_model
 
 
 @dataclass
@@ -133,6 +133,7 @@ def load_run_data(cfg: RunConfig, tokenizer, max_ctx: int, weak_labels: Path | N
             raise ValueError(f"no {name} docs of {cfg.ds_name!r} are left after the max_ctx={max_ctx} token filter")
     for name, ds in (("train", data.train), ("test", data.test), ("to label", data.to_label)):
         check_no_empty_documents(ds, f"{cfg.ds_name!r} ({name})", cfg.model_size)
+    count_steps(len(data.train), cfg.batch_size, cfg.epochs)  # at least one full batch, else a ValueError now
     return data
 
 

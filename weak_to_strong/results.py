@@ -23,12 +23,11 @@ from pathlib import Path
 
 from weak_to_strong.atomic import atomic_dir, atomic_file, write_json
 from weak_to_strong.checks import soft_label_problem
+from weak_to_strong.config import WEAK_LABELS_DIR, RunConfig, result_dict, short_keys
 from weak_to_strong.datasets import column_list
-from weak_to_strong.config import RunConfig, result_dict, short_keys
 
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "results_summary.json"
-WEAK_LABELS_DIR = "weak_labels"
 LOG_FILE = "log.jsonl"
 MODEL_FILE = "model.safetensors"
 PREDICTIONS_FILE = "test_predictions.json"
@@ -163,8 +162,12 @@ def load_weak_labels(path: str | Path):
 
     try:
         ds = load_from_disk(str(path))
-        problem = soft_label_problem(column_list(ds, "soft_label")) if "soft_label" in ds.column_names else "no soft_label column"
-    except Exception as e:  # datasets and Arrow raise many types for a truncated, emptied or deleted file
+        problem = soft_label_problem(column_list(ds, "soft_label")) if "soft_label" in ds.column_names \
+            else "no soft_label column"
+    except FileNotFoundError:
+        raise ValueError(f"no weak labels at {str(path)!r}: neither a saved dataset nor a run folder holding "
+                         f"{WEAK_LABELS_DIR}/ (has its ground-truth run finished?)") from None
+    except Exception as e:  # datasets and Arrow raise many types for a truncated or emptied file
         problem = f"unreadable: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     if problem is not None:
         raise ValueError(f"weak labels at {str(path)!r} are not usable ({problem}); "

@@ -18,7 +18,7 @@ from pathlib import Path
 from weak_to_strong.atomic import atomic_dir
 from weak_to_strong.datasets import fits_context, tokenize_dataset
 
-CACHE_VERSION = "v1"  # bump when tokenize_dataset's output changes
+CACHE_VERSION = "v2"  # bump when tokenize_dataset's output changes (v2: documents of max_ctx tokens dropped)
 ROW_COLUMN = "_row"
 IN_MEMORY_CHARS = 1_000_000
 
@@ -58,13 +58,16 @@ def save_entry(ds, tokenizer, max_ctx: int, path: Path) -> None:
 def tokenize_in_memory(ds, texts: list[str], tokenizer, max_ctx: int):
     """What `tokenize_dataset` gives, without datasets' map/filter (whose fingerprint hashing would cost more than
     tokenizing a small set)."""
+    from datasets import List, Value
     from datasets.fingerprint import generate_random_fingerprint
 
     ids = tokenizer(texts)["input_ids"]
     keep = [i for i, doc in enumerate(ids) if fits_context(len(doc), max_ctx)]
     kept = ds.select(keep) if len(keep) < len(ds) else ds
     kept = kept.remove_columns([c for c in kept.column_names if c == "input_ids"])
-    return kept.add_column("input_ids", [ids[i] for i in keep], new_fingerprint=generate_random_fingerprint())
+    # int32, as datasets' map stores token ids (tokenize_dataset): both paths give the same features
+    return kept.add_column("input_ids", [ids[i] for i in keep], new_fingerprint=generate_random_fingerprint(),
+                           feature=List(Value("int32")))
 
 
 def tokenize_cached(ds, tokenizer, max_ctx: int, cache_dir: Path | None = None):

@@ -40,6 +40,7 @@ class TrainSettings:
     """None: length-grouped minibatches sized automatically (see `make_minibatches`)."""
     epochs: int
     lr: float
+    """Adam's learning rate; Adafactor sets its own step size and ignores it, as in the reference."""
     optim: str = "adam"
     lr_schedule: str = "cosine_anneal"
     seed: int = 0
@@ -54,33 +55,85 @@ class TrainSettings:
 
 
 def make_optimizer(params, name: str, lr: float) -> torch.optim.Optimizer:
-    """Adam (torch) or Adafactor (transformers), with the reference's settings."""
+    """The reference's optimizers: torch's Adam with its defaults (betas 0.9, 0.999), or Adafactor.
+
+    Adafactor runs as the reference's `torch_optimizer.Adafactor(params, lr=lr)` did, in its default
+    mode (relative step and parameter scaling on, warmup_init off), here through transformers'
+    implementation of the same algorithm: each step moves a parameter by
+    min(1e-2, 1/sqrt(t)) x max(1e-3, RMS(parameter)) (before update clipping), so `lr` and the
+    lr schedule play no part (see `make_scheduler`). Any case of `name` is accepted.
+    """
     params = [p for p in params if p.requires_grad]
+    name = name.lower()
     if name == "adam":
         # The fused kernel does the whole update in one pass over memory (CPU and CUDA alike).
         fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
-        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.95), fused=fused or None)
+        return torch.optim.Adam(params, lr=lr, fused=fused or None)
     if name == "adafactor":
         from transformers.optimization import Adafactor
 
-        return Adafactor(params, lr=lr, scale_parameter=False, relative_step=False, warmup_init=False)
+        # transformers refuses an lr beside relative_step (torch_optimizer kept it and never read it).
+        return Adafactor(params, lr=None, relative_step=True, scale_parameter=True, warmup_init=False)
     raise ValueError(f"unknown optimizer {name!r}; choose one of: adam, adafactor")
 
 
-def make_scheduler(optimizer, name: str, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Cosine from lr to 0 over all optimizer steps, or constant."""
+class RelativeStepSize:
+    """The schedule of an optimizer that sets its own step size (Adafactor's relative step, lr None).
+
+    The reference wrapped Adafactor in its cosine (or constant) schedule too, but that schedule
+    changed a group lr that relative-step Adafactor never reads; here nothing is scheduled.
+    `get_last_lr` reports the relative step size of the next step, min(1e-2, 1/sqrt(t)), before
+    Adafactor scales it by each parameter's RMS.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer):
+        self.optimizer = optimizer
+        self.steps_done = 0
+
+    def step(self) -> None:
+        self.steps_done += 1
+
+    def get_last_lr(self) -> list[float]:
+        # The optimizer's own formula, without the per-parameter scale.
+        return [type(self.optimizer)._get_lr({**group, "scale_parameter": False}, {"step": self.steps_done + 1})
+                for group in self.optimizer.param_groups]
+
+
+def make_scheduler(optimizer, name: str, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR | RelativeStepSize:
+    """Cosine from lr to 0 over all optimizer steps, or constant; no schedule for relative-step Adafactor."""
+    if name not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr_schedule {name!r}; choose one of: {', '.join(LR_SCHEDULES)}")
+    if any(group["lr"] is None for group in optimizer.param_groups):
+        return RelativeStepSize(optimizer)
     if name == "cosine_anneal":
         return torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
         )
-    if name == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    raise ValueError(f"unknown lr_schedule {name!r}; choose one of: {', '.join(LR_SCHEDULES)}")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
-def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """One epoch's batches: a fresh permutation each epoch; the last batch may be smaller."""
-    return split_chunks(torch.randperm(n, generator=generator), batch_size)
+def count_steps(n: int, batch_size: int, epochs: int) -> int:
+    """Optimizer steps of a run, as in the reference: full batches of the epochs chained, floor(n x epochs / batch).
+
+    A ValueError (naming the flags) if that is no step at all.
+    """
+    steps = n * epochs // batch_size
+    if steps == 0:
+        raise ValueError(f"{n} training documents x --epochs={epochs} make no full batch of --batch_size={batch_size}; "
+                         "lower --batch_size, or raise --epochs or --n_docs")
+    return steps
+
+
+def plan_batches(n: int, batch_size: int, epochs: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """Every step's batch: a fresh permutation per epoch, the epochs chained and cut into full batches.
+
+    As in the reference, a batch may span two epochs, and the documents left over after the last
+    full batch are not trained on: no step ever trains on a fraction of a batch (which would make
+    logconf's batch threshold a quantile over a handful of documents).
+    """
+    order = torch.cat([torch.randperm(n, generator=generator) for _ in range(epochs)])
+    steps = count_steps(n, batch_size, epochs)
+    return split_chunks(order[: steps * batch_size], batch_size)
 
 
 def set_train_mode(model, with_dropout: bool) -> None:
@@ -275,8 +328,8 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
     """
     generator = torch.Generator().manual_seed(settings.seed)
     torch.manual_seed(settings.seed)
-    steps_per_epoch = math.ceil(len(examples) / settings.batch_size)
-    total_steps = steps_per_epoch * settings.epochs
+    batches = plan_batches(len(examples), settings.batch_size, settings.epochs, generator)
+    total_steps = len(batches)
     optimizer = make_optimizer(model.parameters(), settings.optim, settings.lr)
     scheduler = make_scheduler(optimizer, settings.lr_schedule, total_steps)
     scaler = make_grad_scaler(settings.precision, torch.device(device))
@@ -286,25 +339,24 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
     overhead_tokens = estimate_minibatch_overhead(model, device)
     packing = choose_packing(dp.unwrap(model), device, settings.minibatch_size, settings.pack)
     embedding_grads = EmbeddingGradTables()
-    step = 0
     with tqdm(total=total_steps, desc="train", **dp.progress_options()) as bar:
-        for epoch in range(settings.epochs):
-            for batch in shuffled_batches(len(examples), settings.batch_size, generator):
-                lr = scheduler.get_last_lr()[0]
-                loss = train_step(model, examples, batch, loss_fn, optimizer, scheduler, settings.minibatch_size,
-                                  step / total_steps, pad_id, device, precision=settings.precision, scaler=scaler,
-                                  minibatch_token_budget=settings.minibatch_token_budget,
-                                  minibatch_overhead_tokens=overhead_tokens, dp=dp, packing=packing,
-                                  embedding_grads=embedding_grads)
-                step += 1
-                check_finite_loss(loss, step, settings.lr)
-                logger.log({"step": step, "epoch": epoch, "loss": loss, "lr": lr})
-                bar.set_postfix(loss=f"{loss:.4f}")
-                bar.update()
-                if evaluate is not None and settings.eval_every and step % settings.eval_every == 0 \
-                        and step < total_steps:
-                    logger.log({"step": step, **evaluate()})
-                    set_train_mode(model, settings.train_with_dropout)
+        for done, batch in enumerate(batches):
+            lr = scheduler.get_last_lr()[0]
+            loss = train_step(model, examples, batch, loss_fn, optimizer, scheduler, settings.minibatch_size,
+                              done / total_steps, pad_id, device, precision=settings.precision, scaler=scaler,
+                              minibatch_token_budget=settings.minibatch_token_budget,
+                              minibatch_overhead_tokens=overhead_tokens, dp=dp, packing=packing,
+                              embedding_grads=embedding_grads)
+            epoch = done * settings.batch_size // len(examples)  # the epoch of the batch's first document
+            step = done + 1
+            check_finite_loss(loss, step, settings.lr)
+            logger.log({"step": step, "epoch": epoch, "loss": loss, "lr": lr})
+            bar.set_postfix(loss=f"{loss:.4f}")
+            bar.update()
+            if evaluate is not None and settings.eval_every and step % settings.eval_every == 0 \
+                    and step < total_steps:
+                logger.log({"step": step, **evaluate()})
+                set_train_mode(model, settings.train_with_dropout)
     for module in sparse_embeddings:
         module.sparse = False
     model.eval()

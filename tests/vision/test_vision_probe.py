@@ -76,7 +76,7 @@ def test_cosine_schedule_spans_every_optimizer_step(n_train, batch_size, n_epoch
     assert history.lrs[0] == pytest.approx(lr)
     # One cosine half-period over all steps: strictly decreasing, still > 0 at
     # the last step, and 0 right after it. (A period of n_epochs, as in the
-    # reference, would hit 0 after n_epochs batches and climb back up.)
+    # reference's first versions, would hit 0 after n_epochs batches and climb back up.)
     expected = [lr * (1 + math.cos(math.pi * k / n_steps)) / 2 for k in range(n_steps)]
     assert history.lrs == pytest.approx(expected, rel=1e-6, abs=1e-12)
     assert all(a > b for a, b in zip(history.lrs, history.lrs[1:]))
