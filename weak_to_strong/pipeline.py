@@ -20,9 +20,9 @@ import torch
 from weak_to_strong import results
 from weak_to_strong.batching import Examples
 from weak_to_strong.checks import check_predictions
-from weak_to_strong.config import (RunConfig, is_transfer, result_dict, token_budgets, use_fsdp, weak_run_config,
-                                   with_defaults)
-from weak_to_strong.datasets import load_dataset
+from weak_to_strong.config import (RunConfig, balance, is_transfer, result_dict, token_budgets, use_fsdp,
+                                   weak_run_config, with_defaults, with_doc_counts)
+from weak_to_strong.datasets import data_revision, load_dataset
 from weak_to_strong.distributed import DataParallel, check_fsdp_optimizer, init_data_parallel
 from weak_to_strong.eval import accuracy, eval_token_budget, predict_probs
 from weak_to_strong.logger import NullLogger, make_run_logger
@@ -74,14 +74,30 @@ def find_weak_labels(cfg: RunConfig) -> Path:
     return path
 
 
-def load_run_data(cfg: RunConfig, tokenizer, max_ctx: int, weak_labels: Path | None) -> RunData:
-    splits = load_dataset(cfg.ds_name, seed=cfg.seed, data_dir=cfg.data_dir,
-                          split_sizes={"train": cfg.n_docs, "test": cfg.n_test_docs})
+def load_splits(cfg: RunConfig) -> dict:
+    """The run's formatted (untokenized) train and test documents."""
+    return load_dataset(cfg.ds_name, seed=cfg.seed, data_dir=cfg.data_dir, balance=balance(cfg),
+                        split_sizes={"train": cfg.n_docs, "test": cfg.n_test_docs})
+
+
+def resolve_doc_counts(cfg: RunConfig, splits: dict | None = None, announce: bool = True) -> RunConfig:
+    """The config with n_docs / n_test_docs lowered to what the dataset gives (see `with_doc_counts`): the
+    counts the run's folder is named after. Loads the documents unless given them."""
+    splits = load_splits(cfg) if splits is None else splits
+    resolved = with_doc_counts(cfg, len(splits["train"]), len(splits["test"]))
+    if announce:
+        for flag, asked, used, what in (("n_docs", cfg.n_docs, resolved.n_docs, "training"),
+                                        ("n_test_docs", cfg.n_test_docs, resolved.n_test_docs, "test")):
+            if used < asked:
+                print(f"dataset {cfg.ds_name!r} gives {used} {what} documents, fewer than --{flag}={asked}: "
+                      f"the run uses all {used} and is named after them")
+    return resolved
+
+
+def load_run_data(cfg: RunConfig, splits: dict, tokenizer, max_ctx: int, weak_labels: Path | None) -> RunData:
     if weak_labels is not None:
         train, to_label = results.load_weak_labels(weak_labels), None
     else:
-        if len(splits["train"]) < 2:
-            raise ValueError(f"dataset {cfg.ds_name!r} has {len(splits['train'])} training docs: too few to split")
         halves = splits["train"].train_test_split(test_size=0.5, seed=cfg.seed)
         train, to_label = halves["train"], halves["test"]
     data = RunData(*(None if ds is None else tokenize_cached(ds, tokenizer, max_ctx)
@@ -105,6 +121,10 @@ def run_train_simple(cfg: RunConfig) -> dict:
     Under torchrun every rank trains its share; only rank 0 prints and writes.
     """
     dp = init_data_parallel()
+    # The documents first: the run's name counts the documents the dataset gives, and a bad dataset fails
+    # in seconds, before anything is written or a large model loads. Rank 0 downloads first.
+    splits = dp.main_first(lambda: load_splits(cfg))
+    cfg = resolve_doc_counts(cfg, splits, announce=dp.is_main)
     run_path = results.run_dir(cfg)
     if results.is_finished(run_path) and not cfg.force_retrain:
         summary = results.read_summary(run_path)
@@ -113,6 +133,9 @@ def run_train_simple(cfg: RunConfig) -> dict:
         return summary
     weak_labels = dp.main_first(lambda: find_weak_labels(cfg)) if is_transfer(cfg) else None
     config = result_dict(cfg)
+    revision = data_revision(cfg.ds_name, cfg.data_dir)
+    if revision is not None:
+        config["data_revision"] = revision  # provenance only: not in the folder name
     defaults = with_defaults(cfg)
     fsdp = use_fsdp(cfg) and dp.world_size > 1
     if fsdp:
@@ -124,7 +147,7 @@ def run_train_simple(cfg: RunConfig) -> dict:
     max_ctx = min(cfg.max_ctx, max_positions(load_model_config(spec)) or cfg.max_ctx)
     # The data before the weights: a bad dataset or path fails in seconds, not after a large model loads.
     # Rank 0 tokenizes into the shared cache first; the other ranks then read it.
-    data = dp.main_first(lambda: load_run_data(cfg, tokenizer, max_ctx, weak_labels))
+    data = dp.main_first(lambda: load_run_data(cfg, splits, tokenizer, max_ctx, weak_labels))
     model = load_model(spec, dp.device, linear_probe=cfg.linear_probe, gradient_checkpointing=cfg.gradient_checkpointing,
                        load_device=dp.load_device(fsdp))
     model = add_lora(model, defaults.lora_rank)

@@ -186,11 +186,26 @@ def train_simple_command(flags: dict, run: PlannedRun) -> list[str]:
     ]
 
 
-def make_jobs(base: RunConfig, flags: dict, plan: list[PlannedRun], options: SweepOptions) -> list[executors.Job]:
-    """What the executors run: commands (under torchrun for several GPUs per run), dependencies, logs."""
-    jobs = []
+def resolve_run_configs(base: RunConfig, plan: list[PlannedRun]) -> dict[PlannedRun, RunConfig]:
+    """Each run's config with its document counts resolved against the dataset, as the run itself will
+    resolve them (`pipeline.resolve_doc_counts`): the folders the runs write. The data loads once per seed,
+    the only field of the plan the counts can depend on (through balancing)."""
+    from weak_to_strong.pipeline import resolve_doc_counts
+
+    counts: dict[int, RunConfig] = {}
+    configs = {}
     for run in plan:
         cfg = run_config(base, run)
+        if cfg.seed not in counts:
+            counts[cfg.seed] = resolve_doc_counts(cfg)
+        configs[run] = replace(cfg, n_docs=counts[cfg.seed].n_docs, n_test_docs=counts[cfg.seed].n_test_docs)
+    return configs
+
+
+def make_jobs(configs: dict[PlannedRun, RunConfig], flags: dict, options: SweepOptions) -> list[executors.Job]:
+    """What the executors run: commands (under torchrun for several GPUs per run), dependencies, logs."""
+    jobs = []
+    for run, cfg in configs.items():
         jobs.append(executors.Job(
             key=run, label=run.label,
             command=executors.with_torchrun(train_simple_command(flags, run), options.gpus_per_run),
@@ -248,12 +263,13 @@ def run_sweep(model_sizes, **flags) -> list[dict]:
     flags = explicit_flags(flags)
     base = RunConfig(**flags)  # validates every forwarded flag before any run starts
     plan = plan_sweep(sizes, options.seeds)
-    jobs = make_jobs(base, flags, plan, options)
+    configs = resolve_run_configs(base, plan)
+    jobs = make_jobs(configs, flags, options)
     if options.dry_run:
         print_plan(jobs, options)
         return []
     outcomes = execute(jobs, options)
-    rows = summarize_sweep(base, plan)
+    rows = summarize_sweep(configs)
     print_summary(rows)
     statuses = [outcomes[job.key].status if job.key in outcomes else "not started" for job in jobs]
     if any(status != "done" for status in statuses):
@@ -262,14 +278,14 @@ def run_sweep(model_sizes, **flags) -> list[dict]:
     return rows
 
 
-def summarize_sweep(base: RunConfig, plan: list[PlannedRun]) -> list[dict]:
+def summarize_sweep(configs: dict[PlannedRun, RunConfig]) -> list[dict]:
     """Accuracy of every finished run, and the PGR of each transfer run against its weak floor and strong ceiling."""
     acc = {}
-    for run in plan:
-        path = results.run_dir(run_config(base, run))
+    for run, cfg in configs.items():
+        path = results.run_dir(cfg)
         acc[run] = results.read_summary(path)["accuracy"] if results.is_finished(path) else None
     rows = []
-    for run in plan:
+    for run in configs:
         row = {"run": run.label, "accuracy": acc[run], "pgr": None}
         if run.weak_model_size is not None:
             weak = acc[PlannedRun(run.weak_model_size, seed=run.seed)]
