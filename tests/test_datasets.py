@@ -284,6 +284,20 @@ def test_the_hub_call_gets_the_registrys_id_config_revision_and_split(name, monk
     assert len(splits["train"]) == len(splits["test"]) == 4
 
 
+def test_a_hub_failure_is_one_line_saying_what_was_asked_and_how_to_work_offline(monkeypatch):
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'Rowan/hellaswag' on the Hub (LocalEntryNotFoundError)\nmore detail")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(ValueError, match=r"^cannot load Rowan/hellaswag \(config None, revision default, split "
+                                         r"'train'\) from the hub: ConnectionError: Couldn't reach .*\. Without "
+                                         r"internet, fetch a local copy .*--data_dir=DIR$") as e:
+        load_dataset("hellaswag")
+    assert "\n" not in str(e.value)
+
+
 def test_script_based_hub_datasets_load_from_the_parquet_conversion():
     for name in ("cosmos_qa", "piqa", "mc_taco", "dream"):
         assert DATASETS[name].revision == "refs/convert/parquet"
@@ -444,3 +458,12 @@ def test_a_row_error_in_a_sliced_split_names_its_row_in_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"row 1: column 'word' is empty \(null\) in .*/wic/train\.parquet "
                                          r"\(its row 401\)"):
         load_dataset("wic", data_dir=str(tmp_path), balance=False)
+
+
+def test_the_readme_table_lists_every_dataset_with_its_hub_id():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme[readme.index("### Datasets"):readme.index("### Models")]
+    for name, spec in DATASETS.items():
+        assert f"| `{name}` | " + (f"`{spec.hub_id}`" if spec.hub_id else "built in") in table, name

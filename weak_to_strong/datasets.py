@@ -593,7 +593,14 @@ def load_from_hub(spec: DatasetSpec, split: str) -> Dataset:
     """The one call to the hub, for runs and for `fetch`: the registry's id, config, revision and split."""
     import datasets
 
-    return datasets.load_dataset(spec.hub_id, spec.hub_config, split=split, revision=spec.revision)
+    try:
+        return datasets.load_dataset(spec.hub_id, spec.hub_config, split=split, revision=spec.revision)
+    except Exception as e:  # noqa: BLE001 - offline nodes, moved repositories: one line saying what was asked
+        cause = (str(e).strip().splitlines() or [""])[0]
+        raise ValueError(f"cannot load {spec.hub_id} (config {spec.hub_config}, revision {spec.revision or 'default'}, "
+                         f"split {split!r}) from the hub: {type(e).__name__}: {cause}. Without internet, fetch a "
+                         "local copy elsewhere (python -m weak_to_strong.data fetch NAME --to=DIR) and pass "
+                         "--data_dir=DIR") from e
 
 
 def load_source_split(name: str, spec: DatasetSpec, split: str, data_dir: Path | None) -> SourceSplit:

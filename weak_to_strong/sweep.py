@@ -202,10 +202,14 @@ def resolve_run_configs(base: RunConfig, plan: list[PlannedRun]) -> dict[Planned
     return configs
 
 
-def make_jobs(configs: dict[PlannedRun, RunConfig], flags: dict, options: SweepOptions) -> list[executors.Job]:
-    """What the executors run: commands (under torchrun for several GPUs per run), dependencies, logs."""
+def make_jobs(base: RunConfig, flags: dict, plan: list[PlannedRun], options: SweepOptions,
+              configs: dict[PlannedRun, RunConfig] | None = None) -> list[executors.Job]:
+    """What the executors run: commands (under torchrun for several GPUs per run), dependencies, logs.
+    `configs`: the plan's resolved configs, if already at hand (`resolve_run_configs`)."""
+    configs = configs or resolve_run_configs(base, plan)
     jobs = []
-    for run, cfg in configs.items():
+    for run in plan:
+        cfg = configs[run]
         jobs.append(executors.Job(
             key=run, label=run.label,
             command=executors.with_torchrun(train_simple_command(flags, run), options.gpus_per_run),
@@ -264,12 +268,12 @@ def run_sweep(model_sizes, **flags) -> list[dict]:
     base = RunConfig(**flags)  # validates every forwarded flag before any run starts
     plan = plan_sweep(sizes, options.seeds)
     configs = resolve_run_configs(base, plan)
-    jobs = make_jobs(configs, flags, options)
+    jobs = make_jobs(base, flags, plan, options, configs)
     if options.dry_run:
         print_plan(jobs, options)
         return []
     outcomes = execute(jobs, options)
-    rows = summarize_sweep(configs)
+    rows = summarize_sweep(base, plan, configs)
     print_summary(rows)
     statuses = [outcomes[job.key].status if job.key in outcomes else "not started" for job in jobs]
     if any(status != "done" for status in statuses):
@@ -278,14 +282,16 @@ def run_sweep(model_sizes, **flags) -> list[dict]:
     return rows
 
 
-def summarize_sweep(configs: dict[PlannedRun, RunConfig]) -> list[dict]:
+def summarize_sweep(base: RunConfig, plan: list[PlannedRun],
+                    configs: dict[PlannedRun, RunConfig] | None = None) -> list[dict]:
     """Accuracy of every finished run, and the PGR of each transfer run against its weak floor and strong ceiling."""
+    configs = configs or resolve_run_configs(base, plan)
     acc = {}
-    for run, cfg in configs.items():
-        path = results.run_dir(cfg)
+    for run in plan:
+        path = results.run_dir(configs[run])
         acc[run] = results.read_summary(path)["accuracy"] if results.is_finished(path) else None
     rows = []
-    for run in configs:
+    for run in plan:
         row = {"run": run.label, "accuracy": acc[run], "pgr": None}
         if run.weak_model_size is not None:
             weak = acc[PlannedRun(run.weak_model_size, seed=run.seed)]
