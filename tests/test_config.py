@@ -114,3 +114,43 @@ def test_a_run_folder_as_weak_labels_path_stands_for_its_weak_labels(tmp_path):
 def test_bad_config_raises_a_clear_error(flags, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("-", r"\-")):
         RunConfig(**flags)
+
+
+GOLDEN_DEFAULT_NAME = ("bs=32-ctx=1024-ds=sciq-loss=xent-nd=20000-ntd=10000-model=gpt2-lr=5e-05-opt=adam-ep=2-seed=0"
+                       "-drop=0-lp=0-sched=cosine_anneal-lora=0-prec=auto")
+
+
+def test_golden_run_folder_name_and_config_of_the_defaults():
+    """Pinned, not derived: a field added to RunConfig must not rename the folders of existing runs."""
+    assert config_name(RunConfig()) == GOLDEN_DEFAULT_NAME
+    assert config_name(RunConfig(ds_name="sciq", balance=False)) == GOLDEN_DEFAULT_NAME
+    assert "balance" not in result_dict(RunConfig())
+
+
+@pytest.mark.parametrize("flags, named", [
+    (dict(ds_name="sciq"), False), (dict(ds_name="amazon_polarity"), False), (dict(ds_name="synthetic"), False),
+    (dict(ds_name="cola"), True), (dict(ds_name="hellaswag"), True), (dict(ds_name="cola", balance=False), False),
+    (dict(ds_name="sciq", balance=True), True),
+])
+def test_balance_is_named_in_the_folder_and_config_when_on(flags, named):
+    cfg = RunConfig(**flags)
+    assert config_name(cfg).endswith("-prec=auto-bal=1") == named
+    assert result_dict(cfg).get("balance", False) == named
+
+
+def test_balance_gets_its_own_folder_and_is_checked():
+    assert config_name(RunConfig(ds_name="cola")) != config_name(RunConfig(ds_name="cola", balance=False))
+    with pytest.raises(ValueError, match="--balance must be True or False, got 'yes'"):
+        RunConfig(balance="yes")
+
+
+def test_doc_counts_are_lowered_to_what_the_dataset_gives():
+    from weak_to_strong.config import with_doc_counts
+
+    cfg = RunConfig(n_docs=20000, n_test_docs=10000)
+    used = with_doc_counts(cfg, 11679, 1000)
+    assert (used.n_docs, used.n_test_docs) == (11679, 1000)
+    assert "-nd=11679-ntd=1000-" in config_name(used)
+    assert with_doc_counts(RunConfig(n_docs=200, n_test_docs=50), 11679, 1000) == RunConfig(n_docs=200, n_test_docs=50)
+    with pytest.raises(ValueError, match="dataset 'sciq' gives 1 training document"):
+        with_doc_counts(cfg, 1, 1000)

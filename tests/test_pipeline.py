@@ -177,3 +177,50 @@ def test_sync_command_uploads_results_and_downloads_missing_weak_labels(tiny_fla
                             "sync_command": str(script)})
     run_train_simple(transfer)
     assert results.is_finished(results.run_dir(transfer))
+
+
+def write_boolq_copy(root: Path, n_train: int, n_test: int, record: dict | None = None) -> None:
+    from datasets import Dataset
+
+    (root / "boolq").mkdir(parents=True)
+    for split, n in (("train", n_train), ("validation", n_test)):
+        rows = [{"question": f"is {i} even", "passage": f"The number {i}.", "answer": i % 2 == 0} for i in range(n)]
+        Dataset.from_list(rows).to_parquet(str(root / "boolq" / f"{split}.parquet"))
+    if record is not None:
+        (root / "boolq" / "fetch_record.json").write_text(json.dumps(record))
+
+
+def test_more_docs_than_the_dataset_has_names_the_run_after_the_docs_used(tiny_flags, tmp_path, capsys):
+    """--n_docs=200 on a copy with 60 training and 24 test documents: the run uses them all, says so, and its
+    folder and config.json say nd=60 and ntd=24; the same flags find it finished afterwards."""
+    write_boolq_copy(tmp_path / "data", 60, 24, record={"revision": None, "commit": "feedbeef"})
+    flags = {**tiny_flags, "ds_name": "boolq", "data_dir": str(tmp_path / "data")}
+    asked = RunConfig(**flags)
+    run_train_simple(asked)
+    out = capsys.readouterr().out
+    assert "dataset 'boolq' gives 60 training documents, fewer than --n_docs=200" in out
+    assert "gives 24 test documents, fewer than --n_test_docs=50" in out
+    used = RunConfig(**{**flags, "n_docs": 60, "n_test_docs": 24})
+    assert results.is_finished(results.run_dir(used)) and not results.run_dir(asked).exists()
+    assert "-nd=60-ntd=24-" in results.run_dir(used).name
+    config = json.loads((results.run_dir(used) / "config.json").read_text())
+    assert (config["n_docs"], config["n_test_docs"]) == (60, 24)
+    assert config["data_revision"] == "feedbeef"  # the fetched commit, beside what affects results
+    assert len(load_from_disk(str(results.run_dir(used) / "weak_labels"))) == 30
+    run_train_simple(asked)
+    assert "skipping" in capsys.readouterr().out
+
+
+def test_an_empty_split_fails_before_the_model_loads_and_writes_nothing(tiny_flags, tmp_path, monkeypatch):
+    import weak_to_strong.pipeline as pipeline
+
+    def refuse_to_load_weights(*args, **kwargs):
+        raise AssertionError("the model's weights were loaded before the data was checked")
+
+    monkeypatch.setattr(pipeline, "load_model", refuse_to_load_weights)
+    write_boolq_copy(tmp_path / "data", 40, 0)
+    cfg = RunConfig(**{**tiny_flags, "ds_name": "boolq", "data_dir": str(tmp_path / "data")})
+    with pytest.raises(ValueError, match=r"dataset 'boolq' split 'validation' \(.*/boolq\) is empty "
+                                         r"\(.*validation\.parquet\): no documents to train or test on"):
+        run_train_simple(cfg)
+    assert files_under(Path(tiny_flags["results_folder"])) == []

@@ -84,3 +84,20 @@ def test_end_to_end_sweep_of_two_toy_sizes(tmp_path):
     w, s, t = accs["toy-small"], accs["toy-large"], accs["toy-small->toy-large"]
     shown = table[3].split()[2]
     assert shown == ("n/a" if s <= w else f"{(t - w) / (s - w):.3f}")
+
+
+def test_a_sweep_finds_runs_named_after_the_docs_they_used(tmp_path, capsys):
+    """More documents asked for than the dataset gives: the plan, the runs and the summary agree on the names."""
+    from datasets import Dataset
+
+    from weak_to_strong.sweep import run_sweep
+
+    (tmp_path / "data" / "boolq").mkdir(parents=True)
+    for split, n in (("train", 80), ("validation", 30)):
+        rows = [{"question": f"is {i} even", "passage": f"The number {i}.", "answer": i % 2 == 0} for i in range(n)]
+        Dataset.from_list(rows).to_parquet(str(tmp_path / "data" / "boolq" / f"{split}.parquet"))
+    rows = run_sweep("toy-small,toy-large", ds_name="boolq", data_dir=str(tmp_path / "data"), n_docs=500,
+                     n_test_docs=100, epochs=1, batch_size=16, results_folder=str(tmp_path / "results"))
+    assert [row["accuracy"] is not None for row in rows] == [True] * 5
+    names = [p.name for p in (tmp_path / "results" / "default").iterdir() if not p.name.startswith(".")]
+    assert len(names) == 5 and all("-nd=80-ntd=30-" in name for name in names)

@@ -2,7 +2,9 @@
 
 Fields with a `short` key affect results: they go into config.json and the run
 folder's name. The others (where results go, how work is chunked, whether to
-retrain) cannot change a run's results and are left out of both.
+retrain) cannot change a run's results and are left out of both. A result field
+added after run folders were first named (`omit_if`) is left out of both while it
+holds the value every earlier run had, so earlier runs keep their folders.
 """
 
 from __future__ import annotations
@@ -20,9 +22,14 @@ from weak_to_strong.precision import check_precision
 from weak_to_strong.train import LR_SCHEDULES
 
 
-def result_field(default, short: str):
-    """A field that affects results; `short` names it in run folder names."""
-    return field(default=default, metadata={"short": short})
+NOT_OMITTED = object()
+
+
+def result_field(default, short: str, omit_if=NOT_OMITTED):
+    """A field that affects results; `short` names it in run folder names. `omit_if`: the value every run had
+    before the field existed; config.json and the folder name leave the field out while it holds it."""
+    metadata = {"short": short} if omit_if is NOT_OMITTED else {"short": short, "omit_if": omit_if}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -36,8 +43,10 @@ class RunConfig:
     ds_name: str = result_field("sciq", "ds")
     loss: str = result_field("xent", "loss")
     n_docs: int = result_field(20000, "nd")
-    """Training documents; a ground-truth run trains on the first half and labels the second."""
+    """Training documents; a ground-truth run trains on the first half and labels the second. Where the dataset
+    gives fewer, the run uses all it gives, says so, and is named after that count (`with_doc_counts`)."""
     n_test_docs: int = result_field(10000, "ntd")
+    """Test documents; as n_docs, lowered to what the dataset gives."""
     model_size: str = result_field("gpt2", "model")
     lr: float | None = result_field(None, "lr")
     """None: the model's default learning rate. Adam only: Adafactor ignores it (as in the reference), though it
@@ -56,6 +65,10 @@ class RunConfig:
     None: the model's default (full fine-tuning unless the registry says otherwise)."""
     precision: str = result_field("auto", "prec")
     """Autocast dtype of the forward pass: fp32, bf16, fp16, or auto (bf16 on a CUDA GPU that supports it, else fp32)."""
+    balance: bool | None = result_field(None, "bal", omit_if=False)
+    """Undersample the majority class of the train and test documents to 50/50. None: the dataset's default
+    (on for the tasks added beyond the reference's; off for its 5 datasets and the built-in ones, so their
+    results stay comparable). Named in the folder (bal=1) only when on."""
     weak_model_size: str | None = None
     """Train on the weak labels of this model's ground-truth run (same flags otherwise)."""
     weak_labels_path: str | None = None
@@ -178,7 +191,7 @@ def validate_config(cfg: RunConfig) -> None:
             f"--batch_size={cfg.batch_size} is not a multiple of --minibatch_size_per_device="
             f"{cfg.minibatch_size_per_device}"
         )
-    for name in ("pack", "fsdp", "gradient_checkpointing"):
+    for name in ("pack", "fsdp", "gradient_checkpointing", "balance"):
         if getattr(cfg, name) not in (None, True, False):
             raise ValueError(f"--{name} must be True or False, got {getattr(cfg, name)!r}")
     if cfg.n_docs < 2:
@@ -190,11 +203,29 @@ def is_transfer(cfg: RunConfig) -> bool:
 
 
 def with_defaults(cfg: RunConfig) -> RunConfig:
-    """lr, optim and lora_rank filled in from the model registry where not given."""
+    """lr, optim and lora_rank filled in from the model registry, balance from the dataset's, where not given."""
     spec = get_model_spec(cfg.model_size)
     return replace(cfg, lr=spec.default_lr if cfg.lr is None else float(cfg.lr),
                    optim=spec.default_optimizer if cfg.optim is None else cfg.optim,
-                   lora_rank=lora_rank(cfg))
+                   lora_rank=lora_rank(cfg), balance=balance(cfg))
+
+
+def balance(cfg: RunConfig) -> bool:
+    return get_dataset_spec(cfg.ds_name).balance if cfg.balance is None else bool(cfg.balance)
+
+
+def with_doc_counts(cfg: RunConfig, n_train: int, n_test: int) -> RunConfig:
+    """The config named after the documents a run uses: n_docs and n_test_docs lowered to the counts the
+    dataset gave (after balancing), so a run folder never claims more documents than the run had.
+
+    Loading the same dataset with the lowered counts gives the same documents, so this is resolved the
+    same way wherever a run's name is needed (the run itself, a sweep's plan, train_weak_to_strong)."""
+    if n_train < 2:
+        raise ValueError(f"dataset {cfg.ds_name!r} gives {n_train} training document(s): too few to split into "
+                         "the halves a ground-truth run trains on and labels")
+    if n_test < 1:
+        raise ValueError(f"dataset {cfg.ds_name!r} gives no test documents")
+    return replace(cfg, n_docs=min(cfg.n_docs, n_train), n_test_docs=min(cfg.n_test_docs, n_test))
 
 
 def lora_rank(cfg: RunConfig) -> int:
@@ -260,7 +291,8 @@ def read_weak_labels_config(weak_labels_path: str) -> dict:
 def result_dict(cfg: RunConfig) -> dict:
     """Everything that affects results, with defaults resolved: config.json's content."""
     resolved = asdict(with_defaults(cfg))
-    out = {f.name: resolved[f.name] for f in fields(RunConfig) if "short" in f.metadata}
+    out = {f.name: resolved[f.name] for f in fields(RunConfig)
+           if "short" in f.metadata and resolved[f.name] != f.metadata.get("omit_if", NOT_OMITTED)}
     if cfg.weak_model_size is not None:
         out["weak_model_size"] = cfg.weak_model_size
         out["weak_model"] = result_dict(weak_run_config(cfg))

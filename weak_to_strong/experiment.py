@@ -212,9 +212,12 @@ def run_weak_to_strong(w2s: WeakToStrongConfig, base: RunConfig) -> dict:
     Under torchrun every rank trains every stage; rank 0 alone prints and writes.
     """
     from weak_to_strong.distributed import init_data_parallel
-    from weak_to_strong.pipeline import run_train_simple
+    from weak_to_strong.pipeline import resolve_doc_counts, run_train_simple
 
-    is_main = init_data_parallel().is_main
+    dp = init_data_parallel()
+    is_main = dp.is_main
+    # Every stage shares the dataset flags: resolved once, the stages are named as their runs will be.
+    base = dp.main_first(lambda: resolve_doc_counts(base, announce=is_main))
     stages = plan_stages(w2s, base)
     accs = {}
     for i, (name, cfg) in enumerate(stages.items(), 1):

@@ -22,9 +22,9 @@ import torch
 from weak_to_strong import atomic, results
 from weak_to_strong.batching import Examples
 from weak_to_strong.checks import check_predictions
-from weak_to_strong.config import (RunConfig, is_transfer, result_dict, token_budgets, use_fsdp, weak_run_config,
-                                   with_defaults)
-from weak_to_strong.datasets import column_list, load_dataset
+from weak_to_strong.config import (RunConfig, balance, is_transfer, result_dict, token_budgets, use_fsdp,
+                                   weak_run_config, with_defaults, with_doc_counts)
+from weak_to_strong.datasets import column_list, data_revision, load_dataset
 from weak_to_strong.distributed import DataParallel, check_fsdp_optimizer, init_data_parallel
 from weak_to_strong.eval import accuracy, eval_token_budget, predict_probs
 from weak_to_strong.locks import hold_lock
@@ -116,14 +116,30 @@ def check_weak_labels_dataset(path: Path, ds_name: str) -> None:
                          f"{results.CONFIG_FILE}), not of --ds_name={ds_name!r}")
 
 
-def load_run_data(cfg: RunConfig, tokenizer, max_ctx: int, weak_labels: Path | None) -> RunData:
-    splits = load_dataset(cfg.ds_name, seed=cfg.seed, data_dir=cfg.data_dir,
-                          split_sizes={"train": cfg.n_docs, "test": cfg.n_test_docs})
+def load_splits(cfg: RunConfig) -> dict:
+    """The run's formatted (untokenized) train and test documents."""
+    return load_dataset(cfg.ds_name, seed=cfg.seed, data_dir=cfg.data_dir, balance=balance(cfg),
+                        split_sizes={"train": cfg.n_docs, "test": cfg.n_test_docs})
+
+
+def resolve_doc_counts(cfg: RunConfig, splits: dict | None = None, announce: bool = True) -> RunConfig:
+    """The config with n_docs / n_test_docs lowered to what the dataset gives (see `with_doc_counts`): the
+    counts the run's folder is named after. Loads the documents unless given them."""
+    splits = load_splits(cfg) if splits is None else splits
+    resolved = with_doc_counts(cfg, len(splits["train"]), len(splits["test"]))
+    if announce:
+        for flag, asked, used, what in (("n_docs", cfg.n_docs, resolved.n_docs, "training"),
+                                        ("n_test_docs", cfg.n_test_docs, resolved.n_test_docs, "test")):
+            if used < asked:
+                print(f"dataset {cfg.ds_name!r} gives {used} {what} documents, fewer than --{flag}={asked}: "
+                      f"the run uses all {used} and is named after them")
+    return resolved
+
+
+def load_run_data(cfg: RunConfig, splits: dict, tokenizer, max_ctx: int, weak_labels: Path | None) -> RunData:
     if weak_labels is not None:
         train, to_label = results.load_weak_labels(weak_labels), None
     else:
-        if len(splits["train"]) < 2:
-            raise ValueError(f"dataset {cfg.ds_name!r} has {len(splits['train'])} training docs: too few to split")
         halves = splits["train"].train_test_split(test_size=0.5, seed=cfg.seed)
         train, to_label = halves["train"], halves["test"]
     data = RunData(*(None if ds is None else tokenize_cached(ds, tokenizer, max_ctx)
@@ -167,12 +183,16 @@ def run_train_simple(cfg: RunConfig) -> dict:
     share; only rank 0 prints, locks and writes.
     """
     dp = init_data_parallel()
-    run_path = results.run_dir(cfg)
     results.check_folder_path(cfg.results_folder)
     check_sync_program(cfg)
+    # The documents first: the run's name counts the documents the dataset gives, and a bad dataset fails
+    # in seconds, before anything is written or a large model loads. Rank 0 downloads first.
+    splits = dp.main_first(lambda: load_splits(cfg))
+    cfg = resolve_doc_counts(cfg, splits, announce=dp.is_main)
+    run_path = results.run_dir(cfg)
     summary = reusable_summary(cfg, run_path, dp)
     if summary is None:
-        return train_run(cfg, run_path, dp)
+        return train_run(cfg, splits, run_path, dp)
     if dp.is_main and not results.is_done(run_path, not is_transfer(cfg), cfg.sync_command):
         with hold_run_lock(run_path, dp):
             upload_run(cfg, run_path)
@@ -203,10 +223,13 @@ def reusable_summary(cfg: RunConfig, run_path: Path, dp: DataParallel, quiet: bo
     return summary
 
 
-def train_run(cfg: RunConfig, run_path: Path, dp: DataParallel) -> dict:
+def train_run(cfg: RunConfig, splits: dict, run_path: Path, dp: DataParallel) -> dict:
     """Every check a user can fail, then the model, then an emptied run folder, training and the results."""
     weak_labels = dp.main_first(lambda: find_weak_labels(cfg)) if is_transfer(cfg) else None
     config = result_dict(cfg)
+    revision = data_revision(cfg.ds_name, cfg.data_dir)
+    if revision is not None:
+        config["data_revision"] = revision  # provenance only: not in the folder name
     defaults = with_defaults(cfg)
     fsdp = use_fsdp(cfg) and dp.world_size > 1
     if fsdp:
@@ -218,7 +241,7 @@ def train_run(cfg: RunConfig, run_path: Path, dp: DataParallel) -> dict:
     max_ctx = min(cfg.max_ctx, max_positions(load_model_config(spec)) or cfg.max_ctx)
     # The data before the weights: a bad dataset or path fails in seconds, not after a large model loads.
     # Rank 0 tokenizes into the shared cache first; the other ranks then read it.
-    data = dp.main_first(lambda: load_run_data(cfg, tokenizer, max_ctx, weak_labels))
+    data = dp.main_first(lambda: load_run_data(cfg, splits, tokenizer, max_ctx, weak_labels))
     model = load_model(spec, dp.device, linear_probe=cfg.linear_probe, gradient_checkpointing=cfg.gradient_checkpointing,
                        load_device=dp.load_device(fsdp))
     model = add_lora(model, defaults.lora_rank)

@@ -61,7 +61,7 @@ def config_name(cfg: RunConfig) -> str:
     """Unique per result-affecting config: every key has its own short name, and weak labels are named."""
     config = result_dict(cfg)
     keys = short_keys()
-    parts = [f"{keys[name]}={shorten_value(config[name])}" for name in keys]
+    parts = [f"{keys[name]}={shorten_value(config[name])}" for name in keys if name in config]  # see omit_if
     if cfg.weak_model_size is not None:
         parts.append(f"weak={shorten_value(cfg.weak_model_size)}")
     elif cfg.weak_labels_path is not None:

@@ -186,11 +186,30 @@ def train_simple_command(flags: dict, run: PlannedRun) -> list[str]:
     ]
 
 
-def make_jobs(base: RunConfig, flags: dict, plan: list[PlannedRun], options: SweepOptions) -> list[executors.Job]:
-    """What the executors run: commands (under torchrun for several GPUs per run), dependencies, logs."""
-    jobs = []
+def resolve_run_configs(base: RunConfig, plan: list[PlannedRun]) -> dict[PlannedRun, RunConfig]:
+    """Each run's config with its document counts resolved against the dataset, as the run itself will
+    resolve them (`pipeline.resolve_doc_counts`): the folders the runs write. The data loads once per seed,
+    the only field of the plan the counts can depend on (through balancing)."""
+    from weak_to_strong.pipeline import resolve_doc_counts
+
+    counts: dict[int, RunConfig] = {}
+    configs = {}
     for run in plan:
         cfg = run_config(base, run)
+        if cfg.seed not in counts:
+            counts[cfg.seed] = resolve_doc_counts(cfg)
+        configs[run] = replace(cfg, n_docs=counts[cfg.seed].n_docs, n_test_docs=counts[cfg.seed].n_test_docs)
+    return configs
+
+
+def make_jobs(base: RunConfig, flags: dict, plan: list[PlannedRun], options: SweepOptions,
+              configs: dict[PlannedRun, RunConfig] | None = None) -> list[executors.Job]:
+    """What the executors run: commands (under torchrun for several GPUs per run), dependencies, logs.
+    `configs`: the plan's resolved configs, if already at hand (`resolve_run_configs`)."""
+    configs = configs or resolve_run_configs(base, plan)
+    jobs = []
+    for run in plan:
+        cfg = configs[run]
         jobs.append(executors.Job(
             key=run, label=run.label,
             command=executors.with_torchrun(train_simple_command(flags, run), options.gpus_per_run),
@@ -250,12 +269,13 @@ def run_sweep(model_sizes, **flags) -> list[dict]:
     base = RunConfig(**flags)  # validates every forwarded flag before any run starts
     results.check_folder_path(base.results_folder)
     plan = plan_sweep(sizes, options.seeds)
-    jobs = make_jobs(base, flags, plan, options)
+    configs = resolve_run_configs(base, plan)
+    jobs = make_jobs(base, flags, plan, options, configs)
     if options.dry_run:
         print_plan(jobs, options)
         return []
     outcomes = execute(jobs, options)
-    rows = summarize_sweep(base, plan)
+    rows = summarize_sweep(base, plan, configs)
     print_summary(rows)
     statuses = [outcomes[job.key].status if job.key in outcomes else "not started" for job in jobs]
     if any(status != "done" for status in statuses):
@@ -264,11 +284,13 @@ def run_sweep(model_sizes, **flags) -> list[dict]:
     return rows
 
 
-def summarize_sweep(base: RunConfig, plan: list[PlannedRun]) -> list[dict]:
+def summarize_sweep(base: RunConfig, plan: list[PlannedRun],
+                    configs: dict[PlannedRun, RunConfig] | None = None) -> list[dict]:
     """Accuracy of every finished run, and the PGR of each transfer run against its weak floor and strong ceiling."""
+    configs = configs or resolve_run_configs(base, plan)
     acc = {}
     for run in plan:
-        path = results.run_dir(run_config(base, run))
+        path = results.run_dir(configs[run])
         acc[run] = results.read_summary(path)["accuracy"] if results.is_finished(path) else None
     rows = []
     for run in plan:

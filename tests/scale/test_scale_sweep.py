@@ -38,7 +38,7 @@ def test_plan_pairs_and_dependency_edges():
 
 def mark_finished(cfg: RunConfig) -> None:
     """What a finished run leaves behind, as far as skipping it goes."""
-    results.run_dir(cfg).mkdir(parents=True)
+    (results.run_dir(cfg) / results.WEAK_LABELS_DIR).mkdir(parents=True)  # a ground-truth run's
     atomic.write_json(results.run_dir(cfg) / results.SUMMARY_FILE, {"accuracy": 0.5})
 
 
