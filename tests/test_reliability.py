@@ -272,7 +272,7 @@ def test_a_failed_write_leaves_neither_a_temporary_nor_a_half_file(tmp_path):
 @pytest.mark.slow
 def test_a_rerun_after_a_kill_at_every_write_point_gives_the_uninterrupted_results(tiny_flags, tmp_path, monkeypatch):
     """Each try starts from an empty cache, so it publishes the same things in the same order: the toy model,
-    the token caches, config.json, the weak labels, the predictions and the summary. One thread everywhere:
+    config.json, the weak labels, the predictions and the summary (these small sets skip the token cache). One thread everywhere:
     the killed runs (subprocesses) and the reruns (here) must compute bit-identical numbers."""
     import torch
 
@@ -291,7 +291,7 @@ def test_a_rerun_after_a_kill_at_every_write_point_gives_the_uninterrupted_resul
         run_train_simple(RunConfig(**flags))
         monkeypatch.setattr(atomic, "os", os)
         expected = run_outputs(results.run_dir(RunConfig(**flags)))
-        assert counter.count >= 7
+        assert counter.count >= 5
         for k in range(1, counter.count + 1):
             flags = use_cache(f"killed_after_{k}")
             killed = subprocess.run([sys.executable, str(ROOT / "tests" / "kill_at_write.py"), str(k),

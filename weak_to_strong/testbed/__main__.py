@@ -6,6 +6,7 @@
     python -m weak_to_strong.testbed measure --seeds=0,1,2 [--results_folder=results/testbed]
     python -m weak_to_strong.testbed report [RESULTS_FOLDER]
     python -m weak_to_strong.testbed throughput [--steps=60] [--out=FILE.json]   # pretraining MFU per rung
+    python -m weak_to_strong.testbed tune_lr [--seeds=10,11,12,13,14]   # fine-tuning lr per rung, on ground truth
 """
 
 from __future__ import annotations
@@ -69,6 +70,15 @@ def throughput(steps: int = 60, out: str | None = None) -> None:
     print(format_rows(measure_ladder(steps, out)))
 
 
+def tune_lr(seeds="10,11,12,13,14", results_folder: str = "results/testbed_lr",
+            ds_name: str = "testbed_knowledge") -> None:
+    """Ground-truth accuracy of each rung per fine-tuning lr; the best is the registry's default (ladder.py)."""
+    from weak_to_strong.sweep import parse_int_list
+    from weak_to_strong.testbed.tune import format_table, tune_learning_rates
+
+    print(format_table(tune_learning_rates(results_folder, parse_int_list(seeds, "seeds"), ds_name)))
+
+
 def main() -> None:
     import fire
 
@@ -77,7 +87,7 @@ def main() -> None:
     quiet_libraries()
     fire.Fire({name: exit_on_user_error(fn) for name, fn in
                (("build", build), ("ship", ship), ("measure", measure), ("report", report),
-                                         ("throughput", throughput))})
+                ("throughput", throughput), ("tune_lr", tune_lr))})
 
 
 if __name__ == "__main__":

@@ -41,8 +41,8 @@ class LadderRung:
     n_head: int = 2
     seed: int = 0
     finetune_lr: float = 1e-4
-    """The registry's default fine-tuning lr: the best ground-truth accuracy over 1e-4, 3e-4, 1e-3 and 3e-3
-    (5 seeds on testbed_knowledge, README "The testbed")."""
+    """The registry's default fine-tuning lr, chosen on ground truth only: `python -m weak_to_strong.testbed
+    tune_lr` (tune.py: 3e-6 ... 3e-3, seeds 10-14, the one-standard-error rule; README "The testbed")."""
 
     def settings(self) -> PretrainSettings:
         return PretrainSettings(steps=self.steps, lr=self.lr, seed=self.seed, row_len=CONTEXT)
@@ -50,9 +50,9 @@ class LadderRung:
 
 LADDER: dict[str, LadderRung] = {
     "tb-s": LadderRung(n_layer=1, n_embd=32, steps=1500, finetune_lr=1e-3),
-    "tb-m": LadderRung(n_layer=2, n_embd=64, steps=4000),
-    "tb-l": LadderRung(n_layer=3, n_embd=96, steps=2500),
-    "tb-xl": LadderRung(n_layer=4, n_embd=128, steps=3000, lr=1e-3),
+    "tb-m": LadderRung(n_layer=2, n_embd=64, steps=4000, finetune_lr=3e-5),
+    "tb-l": LadderRung(n_layer=3, n_embd=96, steps=2500, finetune_lr=1e-5),
+    "tb-xl": LadderRung(n_layer=4, n_embd=128, steps=3000, lr=1e-3, finetune_lr=3e-5),
 }
 """Names to rungs, smallest first: more layers, width and pretraining compute up the ladder."""
 RANDOM_SUFFIX = "-random"
