@@ -226,7 +226,7 @@ def test_a_rolling_buffer_larger_than_the_data_is_one_line_naming_the_value():
 # ---------------------------------------------------------------- every loss
 
 def batches(seed: int):
-    """Steps of different sizes (the last batch of an epoch is smaller), with spread-out logits."""
+    """Steps of different sizes (whole-batch windows must not depend on them), with spread-out logits."""
     generator = torch.Generator().manual_seed(seed)
     for n in (48, 48, 40, 48):
         logits = 2 * torch.randn(n, 2, generator=generator)

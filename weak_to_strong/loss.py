@@ -157,7 +157,8 @@ class LogconfBufferLoss(LogconfLoss):
     of them a partial batch kept would depend on how the step was split into
     minibatches and ranks. q is the weak labels' class-1 share over the buffer
     (w2s: over the current minibatch). With buffer_size <= batch_size this is
-    logconf. More than one epoch of rows would hold an example twice: a user error.
+    logconf. A buffer larger than the training set (more than an epoch of stale
+    predictions) is a user error.
     """
 
     buffer_size: int = 128
@@ -166,7 +167,7 @@ class LogconfBufferLoss(LogconfLoss):
     def train_size_problem(self, n_train: int) -> str | None:
         if n_train < self.buffer_size:
             return (f"its rolling buffer of {self.buffer_size} predictions is larger than the {n_train} training "
-                    "documents (it would hold an example twice); train on more documents (--n_docs) or use "
+                    "documents (it would span more than an epoch); train on more documents (--n_docs) or use "
                     "--loss=logconf")
         return None
 
