@@ -16,7 +16,7 @@ results_summary.json) has columns of its own, over the seeds whose runs wrote on
 Reads results only through results.py: `results.load_runs` (every run) or
 `results.load_pair_summaries` (train_weak_to_strong.py's summaries); both give
 "pair rows" (ds_name, weak/strong model size, loss, seed, weak_acc, strong_acc,
-transfer_acc, setting) that `aggregate_pgr` turns into the table.
+transfer_acc, setting; from runs also their AUROCs) that `aggregate_pgr` turns into the table.
 """
 
 from __future__ import annotations
@@ -105,8 +105,8 @@ def pair_rows_from_runs(runs: list[dict]) -> tuple[list[dict], list[str]]:
         rows.append({"ds_name": transfer["ds_name"], "weak_model_size": weak["model_size"],
                      "strong_model_size": transfer["model_size"], "loss": transfer["loss"], "seed": transfer["seed"],
                      "weak_acc": weak["accuracy"], "strong_acc": ceiling["accuracy"],
-                     "transfer_acc": transfer["accuracy"], "weak_auroc": weak["auroc"],
-                     "strong_auroc": ceiling["auroc"], "transfer_auroc": transfer["auroc"],
+                     "transfer_acc": transfer["accuracy"], "weak_auroc": weak.get("auroc", math.nan),
+                     "strong_auroc": ceiling.get("auroc", math.nan), "transfer_auroc": transfer.get("auroc", math.nan),
                      "setting": run_setting(transfer, weak),
                      "weak_error_agreement": weak_error_agreement(weak["path"], transfer["path"]),
                      "path": transfer["path"]})
