@@ -24,14 +24,17 @@ def run_config(root: Path, model: str, weak: str | None = None, **flags) -> RunC
     return RunConfig(model_size=model, weak_model_size=weak, results_folder=str(root), **flags)
 
 
-def make_run(root: Path, accuracy: float | None, model: str, weak: str | None = None, **flags) -> Path:
-    """A run folder as train_simple.py writes it; accuracy None leaves it unfinished."""
+def make_run(root: Path, accuracy: float | None, model: str, weak: str | None = None, auroc: float | None = None,
+             **flags) -> Path:
+    """A run folder as train_simple.py writes it; accuracy None leaves it unfinished, auroc None leaves it out
+    (as runs from before it was written)."""
     cfg = run_config(root, model, weak, **flags)
     path = results.run_dir(cfg)
     path.mkdir(parents=True)
     atomic.write_json(path / results.CONFIG_FILE, result_dict(cfg))
     if accuracy is not None:
-        atomic.write_json(path / results.SUMMARY_FILE, {"accuracy": accuracy})
+        summary = {"accuracy": accuracy} if auroc is None else {"accuracy": accuracy, "auroc": auroc, "ece": 0.1}
+        atomic.write_json(path / results.SUMMARY_FILE, summary)
     return path
 
 
@@ -296,3 +299,48 @@ def test_weak_error_agreement_counts_repeated_errors_on_the_weak_models_mistakes
     results.write_predictions(student, [3, 2, 1, 0], [0.2, 0.7, 0.9, 0.1], [0, 1, 0, 1])
     assert weak_error_agreement(str(weak), str(student)) == pytest.approx(1 / 3)
     assert math.isnan(weak_error_agreement(str(weak), str(tmp_path / "no_predictions")))
+
+
+# ---------------------------------------------------------------- PGR on AUROC
+
+def test_pgr_on_auroc_has_columns_of_its_own_beside_accuracy(tmp_path):
+    aurocs = {0: (0.70, 0.90, 0.85), 1: (0.70, 0.80, 0.72)}  # PGR on AUROC 0.75 and 0.2
+    for seed, (weak, strong, transfer) in aurocs.items():
+        make_run(tmp_path, 0.6, "gpt2", auroc=weak, seed=seed)
+        make_run(tmp_path, 0.8, "gpt2-medium", auroc=strong, seed=seed)
+        make_run(tmp_path, 0.7, "gpt2-medium", weak="gpt2", auroc=transfer, seed=seed)
+
+    row = only(table_for(tmp_path))
+
+    assert row["pgr"] == pytest.approx(0.5) and row["n_pgr_seeds"] == 2  # accuracy's PGR as before
+    assert row["pgr_auroc"] == pytest.approx((0.75 + 0.2) / 2) and row["n_pgr_auroc_seeds"] == 2
+    assert row["pgr_auroc_se"] == pytest.approx(statistics.stdev([0.75, 0.2]) / math.sqrt(2))
+    assert (row["weak_auroc"], row["strong_auroc"]) == (pytest.approx(0.70), pytest.approx(0.85))
+    assert row["transfer_auroc"] == pytest.approx(0.785)
+    md = plot.markdown_table([row])
+    assert "| PGR | transfer AUROC | PGR (AUROC) |" in md and "0.4750 ± 0.2750" in md
+    plot.write_csv([row], tmp_path / "t.csv")
+    with open(tmp_path / "t.csv") as f:
+        header = next(csv.reader(f))
+    assert header == list(plot.TABLE_COLUMNS) and header[-3:] == ["pgr_auroc", "pgr_auroc_se", "n_pgr_auroc_seeds"]
+    assert header.index("note") == 17  # the accuracy columns keep their places
+
+
+def test_runs_without_auroc_leave_pgr_on_auroc_out(tmp_path):
+    make_pair(tmp_path, 0.6, 0.8, 0.7)  # summaries with accuracy only, as runs before AUROC was written
+    make_run(tmp_path, 0.7, "gpt2-medium", weak="gpt2", auroc=0.9, loss="logconf")  # its floor has none
+    table = table_for(tmp_path)
+    for loss in ("xent", "logconf"):
+        row = only(table, loss=loss)
+        assert math.isnan(row["pgr_auroc"]) and row["n_pgr_auroc_seeds"] == 0 and row["pgr"] == pytest.approx(0.5)
+    assert only(table, loss="logconf")["transfer_auroc"] == 0.9
+    assert "| — | — |" in plot.markdown_table(table)
+
+
+def test_damaged_predictions_are_named_not_a_json_traceback(tmp_path):
+    (tmp_path / results.PREDICTIONS_FILE).write_text('{"id": [1, 2], "prob": [0.5]')
+    with pytest.raises(ValueError, match=r"test_predictions.json is corrupted .*--force_retrain"):
+        results.read_predictions(tmp_path)
+    atomic.write_json(tmp_path / results.PREDICTIONS_FILE, {"id": [1, 2], "prob": [0.5], "label": [0, 1]})
+    with pytest.raises(ValueError, match="not lists id, prob and label of one length"):
+        results.read_predictions(tmp_path)

@@ -154,3 +154,22 @@ def test_doc_counts_are_lowered_to_what_the_dataset_gives():
     assert with_doc_counts(RunConfig(n_docs=200, n_test_docs=50), 11679, 1000) == RunConfig(n_docs=200, n_test_docs=50)
     with pytest.raises(ValueError, match="dataset 'sciq' gives 1 training document"):
         with_doc_counts(cfg, 1, 1000)
+
+
+def test_every_loss_has_its_own_transfer_run_folder():
+    from weak_to_strong.loss import LOSSES
+
+    names = {loss: config_name(RunConfig(loss=loss, weak_model_size="gpt2", model_size="gpt2-medium"))
+             for loss in LOSSES}
+    assert len(set(names.values())) == len(LOSSES)
+    for loss, name in names.items():
+        assert f"-loss={loss}-" in name
+
+
+def test_folder_names_of_the_existing_losses_are_pinned():
+    """New losses must not rename the runs of the old ones (finished runs would be redone, analysis split)."""
+    common = "ctx=1024-ds=sciq-loss={}-nd=20000-ntd=10000-model=gpt2-medium-lr=5e-05-opt=adam-ep=2-seed=0-drop=0" \
+             "-lp=0-sched=cosine_anneal-lora=0-prec=auto-weak=gpt2"
+    for loss in ("xent", "product", "logconf"):
+        cfg = RunConfig(loss=loss, weak_model_size="gpt2", model_size="gpt2-medium")
+        assert config_name(cfg) == "bs=32-" + common.format(loss)

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from datasets import load_from_disk
 
-from weak_to_strong import results
+from weak_to_strong import metrics, plot, results
 from weak_to_strong.config import RunConfig, result_dict
+from weak_to_strong.loss import LOSSES
 from weak_to_strong.pipeline import run_train_simple
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,15 +36,23 @@ def test_ground_truth_run_writes_the_results_layout(tiny_flags):
     assert row["soft_label"][0] + row["soft_label"][1] == pytest.approx(1.0)
     assert row["hard_label"] == int(row["soft_label"][1] > row["soft_label"][0])
     assert not any(p.startswith(".") for p in files_under(path))  # no temporary leftovers
+    predictions = results.read_predictions(path)
+    assert set(summary) == {"accuracy", "auroc", "ece"}  # a ground-truth run has no supervisor to agree with
+    assert summary["auroc"] == metrics.auroc(predictions["prob"], predictions["label"])
+    assert summary["ece"] == metrics.ece(predictions["prob"], predictions["label"]) and 0 <= summary["ece"] <= 0.5
 
 
 def test_transfer_run_trains_on_the_weak_labels_and_records_the_weak_config(tiny_flags):
     gt = RunConfig(**tiny_flags)
     run_train_simple(gt)
     cfg = RunConfig(**{**tiny_flags, "model_size": "toy-large", "weak_model_size": "toy-small"})
-    run_train_simple(cfg)
+    summary = run_train_simple(cfg)
     config = json.loads((results.run_dir(cfg) / "config.json").read_text())
     assert config["weak_model_size"] == "toy-small"
+    # Agreement with the supervisor, from both runs' test predictions; the PGR table's column is the same number.
+    weak, student = (results.read_predictions(results.run_dir(c)) for c in (gt, cfg))
+    assert {k: summary[k] for k in ("agreement", "agreement_on_weak_errors")} == metrics.agreement(weak, student)
+    assert summary["agreement_on_weak_errors"] == plot.weak_error_agreement(results.run_dir(gt), results.run_dir(cfg))
     assert config["weak_model"] == json.loads((results.run_dir(gt) / "config.json").read_text())
     assert not (results.run_dir(cfg) / "weak_labels").exists()
     # --weak_labels_path names the same labels directly, in a folder of its own.
@@ -123,6 +132,8 @@ def test_save_model_writes_weights(tiny_flags):
     (dict(max_ctx=1), "no train docs .* left after the max_ctx=1 token filter"),
     (dict(batch_size=128), "training documents x --epochs=1 make no full batch of --batch_size=128"),
     (dict(data_dir="/does/not/exist/either"), "local data directory '/does/not/exist/either' does not exist"),
+    (dict(loss="logconf_buffer"), r"^--loss=logconf_buffer: its rolling buffer of 128 predictions is larger than the "
+                                  r"\d+ training documents"),
 ])
 def test_bad_input_fails_before_writing_anything(tiny_flags, change, message, monkeypatch):
     import weak_to_strong.pipeline as pipeline
@@ -224,3 +235,18 @@ def test_an_empty_split_fails_before_the_model_loads_and_writes_nothing(tiny_fla
                                          r"\(.*validation\.parquet\): no documents to train or test on"):
         run_train_simple(cfg)
     assert files_under(Path(tiny_flags["results_folder"])) == []
+
+
+def test_every_loss_trains_a_transfer_run_in_a_folder_of_its_own(tiny_flags):
+    flags = {**tiny_flags, "n_docs": 300}  # ~150 weak labels: more than logconf_buffer's 128
+    run_train_simple(RunConfig(**flags))
+    paths = set()
+    for loss in LOSSES:
+        cfg = RunConfig(**{**flags, "model_size": "toy-large", "weak_model_size": "toy-small", "loss": loss})
+        summary = run_train_simple(cfg)
+        paths.add(results.run_dir(cfg))
+        assert set(summary) == {"accuracy", "auroc", "ece", "agreement", "agreement_on_weak_errors"}, loss
+        log = [json.loads(line) for line in (results.run_dir(cfg) / results.LOG_FILE).read_text().splitlines()]
+        assert all(r["loss"] >= 0 for r in log if "loss" in r), loss  # finite (checked by the run) and not negative
+    assert len(paths) == len(LOSSES)
+    assert len(results.load_runs(tiny_flags["results_folder"])[0]) == len(LOSSES) + 1

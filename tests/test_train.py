@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from weak_to_strong.batching import Examples, pad_batch
-from weak_to_strong.loss import make_loss
+from weak_to_strong.loss import LOSSES, make_loss
 from weak_to_strong.model import load_model, load_tokenizer
 from weak_to_strong.models import get_model_spec
 from weak_to_strong.train import (TrainSettings, count_steps, make_optimizer, make_scheduler, plan_batches, train_model,
@@ -32,28 +32,37 @@ def setup():
     return tokenizer, examples, model
 
 
-def params_after_one_step(model, examples, loss_name, minibatch_size, pad_id):
+STEPS = (torch.arange(0, 8), torch.arange(8, 16), torch.arange(4, 12))
+
+
+def params_after_steps(model, examples, loss_name, minibatch_size, pad_id):
+    """Three optimizer steps with one loss object, so a loss's state (logconf_buffer) carries across them."""
     model = copy.deepcopy(model)
     model.eval()
     # SGD: the update is linear in the gradient. Adam's first step is ~lr * sign(grad), which flips on
     # float noise for parameters whose true gradient is zero (attention key biases).
-    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     scheduler = make_scheduler(optimizer, "constant", 10)
-    batch = torch.arange(len(examples))
-    train_step(model, examples, batch, make_loss(loss_name), optimizer, scheduler, minibatch_size,
-               step_frac=0.5, pad_id=pad_id, device=torch.device("cpu"))
-    return {k: v.detach().clone() for k, v in model.named_parameters()}
+    loss = make_loss(loss_name)
+    for step, batch in enumerate(STEPS):
+        train_step(model, examples, batch, loss, optimizer, scheduler, minibatch_size,
+                   step_frac=step / len(STEPS), pad_id=pad_id, device=torch.device("cpu"))
+    return {k: v.detach().clone() for k, v in model.named_parameters()}, loss
 
 
-@pytest.mark.parametrize("loss_name", ["xent", "product", "logconf"])
-def test_minibatched_step_equals_full_batch_step(setup, loss_name):
+@pytest.mark.parametrize("loss_name", list(LOSSES))
+def test_minibatched_steps_equal_full_batch_steps(setup, loss_name):
     tokenizer, examples, model = setup
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
-    full = params_after_one_step(model, examples, loss_name, len(examples), tokenizer.pad_token_id)
-    mini = params_after_one_step(model, examples, loss_name, 4, tokenizer.pad_token_id)
-    assert any(not torch.equal(before[k], full[k]) for k in full), "the step changed nothing"
+    full, full_loss = params_after_steps(model, examples, loss_name, len(STEPS[0]), tokenizer.pad_token_id)
+    mini, mini_loss = params_after_steps(model, examples, loss_name, 2, tokenizer.pad_token_id)
+    assert any(not torch.equal(before[k], full[k]) for k in full), "the steps changed nothing"
     for k in full:
         torch.testing.assert_close(mini[k], full[k], rtol=1e-4, atol=1e-6, msg=f"{loss_name}: {k} differs")
+    if loss_name == "logconf_buffer":  # its buffer ends holding the same three batches' predictions
+        assert [len(s) for s in mini_loss.history] == [len(s) for s in full_loss.history] == [8, 8, 8]
+        for a, b in zip(mini_loss.history, full_loss.history):
+            torch.testing.assert_close(a.sort(dim=0).values, b.sort(dim=0).values, rtol=1e-4, atol=1e-6)
 
 
 def test_cosine_schedule_reaches_zero_at_the_last_step():

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from weak_to_strong import atomic, results
+from weak_to_strong import atomic, metrics, results
 from weak_to_strong.batching import Examples
 from weak_to_strong.checks import check_predictions
 from weak_to_strong.config import (RunConfig, balance, is_transfer, result_dict, token_budgets, use_fsdp,
@@ -30,7 +30,7 @@ from weak_to_strong.eval import accuracy, eval_token_budget, predict_probs
 from weak_to_strong.locks import hold_lock
 from weak_to_strong.logger import NullLogger, make_run_logger
 from weak_to_strong.lora import add_lora
-from weak_to_strong.loss import make_loss
+from weak_to_strong.loss import check_train_size, make_loss
 from weak_to_strong.model import load_model, load_model_config, load_tokenizer, max_positions
 from weak_to_strong.models import get_model_spec
 from weak_to_strong.precision import resolve_precision
@@ -43,6 +43,8 @@ class RunData:
     train: object  # datasets.Dataset, formatted and tokenized
     test: object
     to_label: object | None  # second half of the training docs (ground-truth runs)
+    weak_predictions: dict | None = None
+    """A transfer run's weak run's test predictions (agreement with the supervisor), where that run kept them."""
 
 
 def seed_everything(seed: int) -> None:
@@ -150,6 +152,9 @@ def load_run_data(cfg: RunConfig, splits: dict, tokenizer, max_ctx: int, weak_la
     for name, ds in (("train", data.train), ("test", data.test), ("to label", data.to_label)):
         check_no_empty_documents(ds, f"{cfg.ds_name!r} ({name})", cfg.model_size)
     count_steps(len(data.train), cfg.batch_size, cfg.epochs)  # at least one full batch, else a ValueError now
+    check_train_size(cfg.loss, len(data.train))
+    if weak_labels is not None:
+        data.weak_predictions = results.read_predictions(Path(weak_labels).parent)
     return data
 
 
@@ -312,10 +317,11 @@ def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, dp: Da
         state = dp.full_state_dict(model)  # a collective under FSDP
         if dp.is_main:
             results.save_state_dict(state, run_path / results.MODEL_FILE)
-    summary = {"accuracy": final["eval_accuracy"]}
+    predictions = {"id": column_list(data.test, "id"), "prob": test_probs[:, 1].tolist(),
+                   "label": column_list(data.test, "hard_label")}
+    summary = {"accuracy": final["eval_accuracy"], **metrics.summary_metrics(predictions, data.weak_predictions)}
     if dp.is_main:
-        results.write_predictions(run_path, column_list(data.test, "id"), test_probs[:, 1].tolist(),
-                                  column_list(data.test, "hard_label"))
+        results.write_predictions(run_path, predictions["id"], predictions["prob"], predictions["label"])
         atomic.write_json(run_path / results.SUMMARY_FILE, summary)
     dp.barrier()  # the run is finished for every rank once rank 0 has written it
     return summary

@@ -10,12 +10,13 @@ PGR = (transfer - weak) / (strong - weak), where weak is the accuracy of the ver
 run whose labels the transfer run trained on (the floor) and strong the strong
 model's ground-truth run (the ceiling). It is computed per seed, then reported as
 mean ± standard error over seeds; seeds whose ceiling is not above the floor are
-left out, and the table says so.
+left out, and the table says so. The same PGR on AUROC (from the runs'
+results_summary.json) has columns of its own, over the seeds whose runs wrote one.
 
 Reads results only through results.py: `results.load_runs` (every run) or
 `results.load_pair_summaries` (train_weak_to_strong.py's summaries); both give
 "pair rows" (ds_name, weak/strong model size, loss, seed, weak_acc, strong_acc,
-transfer_acc, setting) that `aggregate_pgr` turns into the table.
+transfer_acc, setting; from runs also their AUROCs) that `aggregate_pgr` turns into the table.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from weak_to_strong import results
+from weak_to_strong import metrics, results
 from weak_to_strong.cli import exit_on_user_error
 from weak_to_strong.config import short_keys
 from weak_to_strong.eval import pgr
@@ -37,13 +38,19 @@ MATCH_FREE = ("model_size", "lr", "optim")
 """Fields in which a ceiling may differ from the weak run: each model has its own default lr and optimizer."""
 NOT_SETTINGS = ("ds_name", "seed", "model_size", "loss")
 """Config fields that are not part of a pair's "setting": they are the pair's coordinates."""
-LOSS_MARKERS = {"xent": "o", "logconf": "s", "product": "^"}
-OTHER_MARKERS = "DvP*X"
+LOSS_MARKERS = {"xent": "o", "logconf": "s", "product": "^", "logconf_buffer": "D", "logconf_balanced": "v",
+                "window": "P", "confident": "*", "adaptconf": "X", "kl": "h"}
+OTHER_MARKERS = "<>pd8"
 LINESTYLES = ("-", "--", ":", "-.")
 RUN_COLUMNS = ("ds_name", "model_size", "weak_model_size", "loss", "seed", "accuracy")
 TABLE_COLUMNS = ("ds_name", "variant", "weak_model_size", "strong_model_size", "loss", "n_seeds",
                  "weak_acc", "weak_acc_se", "strong_acc", "strong_acc_se", "transfer_acc", "transfer_acc_se",
-                 "pgr", "pgr_se", "n_pgr_seeds", "weak_error_agreement", "weak_error_agreement_se", "note")
+                 "pgr", "pgr_se", "n_pgr_seeds", "weak_error_agreement", "weak_error_agreement_se", "note",
+                 "weak_auroc", "weak_auroc_se", "strong_auroc", "strong_auroc_se", "transfer_auroc",
+                 "transfer_auroc_se", "pgr_auroc", "pgr_auroc_se", "n_pgr_auroc_seeds")
+"""The PGR table's columns; those on AUROC come last, so the accuracy columns keep their places."""
+AUROC_FIELDS = ("weak_auroc", "strong_auroc", "transfer_auroc")
+"""A pair row's AUROCs: of the floor, the ceiling and the transfer run (NaN where a run's summary has none)."""
 
 
 # ---------------------------------------------------------------- runs -> pair rows
@@ -98,7 +105,9 @@ def pair_rows_from_runs(runs: list[dict]) -> tuple[list[dict], list[str]]:
         rows.append({"ds_name": transfer["ds_name"], "weak_model_size": weak["model_size"],
                      "strong_model_size": transfer["model_size"], "loss": transfer["loss"], "seed": transfer["seed"],
                      "weak_acc": weak["accuracy"], "strong_acc": ceiling["accuracy"],
-                     "transfer_acc": transfer["accuracy"], "setting": run_setting(transfer, weak),
+                     "transfer_acc": transfer["accuracy"], "weak_auroc": weak.get("auroc", math.nan),
+                     "strong_auroc": ceiling.get("auroc", math.nan), "transfer_auroc": transfer.get("auroc", math.nan),
+                     "setting": run_setting(transfer, weak),
                      "weak_error_agreement": weak_error_agreement(weak["path"], transfer["path"]),
                      "path": transfer["path"]})
     return rows, notes
@@ -106,14 +115,12 @@ def pair_rows_from_runs(runs: list[dict]) -> tuple[list[dict], list[str]]:
 
 def weak_error_agreement(weak_path: str, transfer_path: str) -> float:
     """On the test documents the weak model gets wrong, the share where the student gives the same (wrong)
-    answer: 1 means it imitated every error, 0 that it corrected every one. NaN without predictions."""
+    answer: 1 means it imitated every error, 0 that it corrected every one. NaN without predictions.
+    (metrics.agreement, which also writes it into a transfer run's summary, on the kept predictions.)"""
     weak, student = results.read_predictions(Path(weak_path)), results.read_predictions(Path(transfer_path))
     if weak is None or student is None:
         return math.nan
-    student_says = {i: p > 0.5 for i, p in zip(student["id"], student["prob"])}
-    errors = [(i, p > 0.5) for i, p, label in zip(weak["id"], weak["prob"], weak["label"])
-              if (p > 0.5) != bool(label) and i in student_says]
-    return sum(student_says[i] == says for i, says in errors) / len(errors) if errors else math.nan
+    return metrics.agreement(weak, student)["agreement_on_weak_errors"]
 
 
 # ---------------------------------------------------------------- aggregation
@@ -187,13 +194,31 @@ def aggregate_group(key: tuple, group: list[dict]) -> dict:
            "loss": loss, "n_seeds": len(group)}
     for name in ("weak_acc", "strong_acc", "transfer_acc"):
         row[name], row[f"{name}_se"] = mean_se([r[name] for r in group])
-    agreements = [r["weak_error_agreement"] for r in group if not math.isnan(r.get("weak_error_agreement", math.nan))]
-    row["weak_error_agreement"], row["weak_error_agreement_se"] = mean_se(agreements)
+    row["weak_error_agreement"], row["weak_error_agreement_se"] = mean_se(known(group, "weak_error_agreement"))
     pgrs = [pgr(r["weak_acc"], r["transfer_acc"], r["strong_acc"]) for r in group]
     kept = [p for p in pgrs if not math.isnan(p)]
     row["pgr"], row["pgr_se"] = mean_se(kept)
     row["n_pgr_seeds"] = len(kept)
     row["note"] = pgr_note(group, len(kept))
+    row.update(aggregate_auroc(group))
+    return row
+
+
+def known(rows, name: str) -> list[float]:
+    """A field's values over rows, leaving out rows without it (NaN or missing: e.g. runs from before it)."""
+    return [r[name] for r in rows if not math.isnan(r.get(name, math.nan))]
+
+
+def aggregate_auroc(group: list[dict]) -> dict:
+    """AUROC of floor, ceiling and transfer, and PGR on AUROC, over the seeds whose three runs wrote one."""
+    row = {}
+    for name in AUROC_FIELDS:
+        row[name], row[f"{name}_se"] = mean_se(known(group, name))
+    pgrs = [pgr(r.get("weak_auroc", math.nan), r.get("transfer_auroc", math.nan), r.get("strong_auroc", math.nan))
+            for r in group]
+    kept = [p for p in pgrs if not math.isnan(p)]
+    row["pgr_auroc"], row["pgr_auroc_se"] = mean_se(kept)
+    row["n_pgr_auroc_seeds"] = len(kept)
     return row
 
 
@@ -241,12 +266,13 @@ def markdown_table(table: list[dict]) -> str:
     """The PGR table as Markdown (mean ± standard error; — where PGR is left out)."""
     show_variant = any(r["variant"] for r in table)
     header = ["dataset"] + ["setting"] * show_variant + ["weak", "strong", "loss", "seeds", "weak acc",
-                                                          "strong acc", "transfer acc", "PGR",
-                                                          "agrees on weak errors", "note"]
+                                                          "strong acc", "transfer acc", "PGR", "transfer AUROC",
+                                                          "PGR (AUROC)", "agrees on weak errors", "note"]
     rows = [[r["ds_name"]] + [r["variant"]] * show_variant + [
         r["weak_model_size"], r["strong_model_size"], r["loss"], r["n_seeds"],
         format_number(r["weak_acc"], r["weak_acc_se"]), format_number(r["strong_acc"], r["strong_acc_se"]),
         format_number(r["transfer_acc"], r["transfer_acc_se"]), format_number(r["pgr"], r["pgr_se"]),
+        format_number(r["transfer_auroc"], r["transfer_auroc_se"]), format_number(r["pgr_auroc"], r["pgr_auroc_se"]),
         format_number(r["weak_error_agreement"], r["weak_error_agreement_se"]), r["note"]]
         for r in table]
     return markdown_grid(header, rows)

@@ -2,7 +2,9 @@
 
 A run lives in `results_folder/sweep_subfolder/<config name>/`:
   config.json           what affects results (a transfer run adds weak_model_size and weak_model)
-  results_summary.json  {"accuracy": ...}; written last, so its presence means "finished"
+  results_summary.json  {"accuracy", "auroc", "ece"[, "agreement", "agreement_on_weak_errors"]}; written last,
+                        so its presence means "finished"
+  test_predictions.json the final model's P(label 1) per test document: id, prob, label
   weak_labels/          datasets save_to_disk: txt, soft_label, hard_label, gt_label, id (ground-truth runs)
   log.jsonl             training and eval records
   model.safetensors     only with --save_model
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -145,7 +148,16 @@ def write_predictions(path: Path, ids: list[int], probs: list[float], labels: li
 def read_predictions(path: Path) -> dict | None:
     """A run's test predictions; None for runs written before they were kept."""
     file = Path(path) / PREDICTIONS_FILE
-    return json.loads(file.read_text()) if file.exists() else None
+    if not file.exists():
+        return None
+    try:
+        predictions = read_json_file(file)
+        columns = [predictions.get(k) for k in ("id", "prob", "label")]
+        if not all(isinstance(c, list) for c in columns) or len({len(c) for c in columns}) != 1:
+            raise ValueError("not lists id, prob and label of one length")
+    except ValueError as e:
+        raise ValueError(f"{file} is corrupted ({e}): rerun that run with --force_retrain") from None
+    return predictions
 
 
 def save_weak_labels(ds, path: Path) -> None:
@@ -250,7 +262,8 @@ def find_run_dirs(root: Path) -> list[Path]:
 
 
 def read_run(path: Path) -> dict:
-    """One finished run as a table row: its config fields, `weak_model_size` (None for ground truth), accuracy, path."""
+    """One finished run as a table row: its config fields, `weak_model_size` (None for ground truth), accuracy,
+    auroc (NaN where the summary has none), path."""
     if not (path / CONFIG_FILE).exists():
         raise ValueError(f"no {CONFIG_FILE}")
     config = read_json_file(path / CONFIG_FILE)
@@ -261,9 +274,14 @@ def read_run(path: Path) -> dict:
         raise ValueError(f"{CONFIG_FILE}'s weak_model is not a config")
     if not is_finished(path):
         raise ValueError(f"unfinished (no {SUMMARY_FILE})")
-    accuracy = read_summary(path)["accuracy"]
+    summary = read_summary(path)
     return {**config, "weak_model_size": config.get("weak_model_size"), "weak_model": config.get("weak_model"),
-            "accuracy": float(accuracy), "path": str(path)}
+            "accuracy": float(summary["accuracy"]), "auroc": number_or_nan(summary.get("auroc")), "path": str(path)}
+
+
+def number_or_nan(value) -> float:
+    """A summary's optional metric: NaN where a run did not write it (runs from before it, or undefined)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
 
 def check_results_folder(results_folder: str | Path) -> Path:
