@@ -1,4 +1,6 @@
 import json
+from dataclasses import replace
+
 import pytest
 
 from weak_to_strong.config import RunConfig, result_dict, short_keys
@@ -173,3 +175,27 @@ def test_folder_names_of_the_existing_losses_are_pinned():
     for loss in ("xent", "product", "logconf"):
         cfg = RunConfig(loss=loss, weak_model_size="gpt2", model_size="gpt2-medium")
         assert config_name(cfg) == "bs=32-" + common.format(loss)
+
+
+def test_a_bootstrapping_link_has_its_own_folder_and_off_changes_no_name():
+    plain = RunConfig(model_size="tb-l", weak_model_size="tb-m")
+    link = RunConfig(model_size="tb-l", weak_model_size="tb-m", bootstrap_chain="tb-s,tb-m,tb-l")
+    longer = RunConfig(model_size="tb-m", weak_model_size="tb-s", bootstrap_chain="tb-s,tb-m,tb-l,tb-xl")
+    names = {config_name(c) for c in (plain, link, longer, RunConfig(model_size="tb-m", weak_model_size="tb-s",
+                                                                     bootstrap_chain="tb-s,tb-m,tb-l"))}
+    assert len(names) == 4 and "chain" not in config_name(plain) and "bootstrap_chain" not in result_dict(plain)
+    assert "-chain=tb-s,tb-m,tb-l-" in config_name(link)
+    # The link before is itself a chain link (its own loss), down to the weak model's ground-truth run (xent).
+    weak = result_dict(replace(link, loss="logconf"))["weak_model"]
+    assert weak["model_size"] == "tb-m" and weak["loss"] == "logconf" and weak["weak_model"]["loss"] == "xent"
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(bootstrap_chain="tb-m,tb-s,tb-l"), "--bootstrap_chain='tb-m,tb-s,tb-l' is not in size order"),
+    (dict(bootstrap_chain="tb-s,tb-l"), "needs at least 3 models"),
+    (dict(bootstrap_chain="tb-s,org/model,tb-l"), "the size of org/model is unknown"),
+    (dict(bootstrap_chain="tb-s,tb-l,tb-xl"), "is not a link of it"),
+])
+def test_bad_chains_name_the_value(change, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        RunConfig(model_size="tb-l", weak_model_size="tb-m", **change)

@@ -101,3 +101,83 @@ def test_a_sweep_finds_runs_named_after_the_docs_they_used(tmp_path, capsys):
     assert [row["accuracy"] is not None for row in rows] == [True] * 5
     names = [p.name for p in (tmp_path / "results" / "default").iterdir() if not p.name.startswith(".")]
     assert len(names) == 5 and all("-nd=80-ntd=30-" in name for name in names)
+
+
+CHAIN = ("tb-s", "tb-m", "tb-l")
+
+
+def record_training_sets(monkeypatch) -> dict:
+    """Every run's training set as the pipeline loads it, keyed by (model, weak model, chain)."""
+    from weak_to_strong import pipeline
+
+    seen, load = {}, pipeline.load_run_data
+
+    def recording(cfg, *args):
+        data = load(cfg, *args)
+        seen[(cfg.model_size, cfg.weak_model_size, cfg.bootstrap_chain)] = data.train
+        return data
+
+    monkeypatch.setattr(pipeline, "load_run_data", recording)
+    return seen
+
+
+def test_bootstrap_trains_each_link_on_the_labels_of_the_link_before(tmp_path, monkeypatch):
+    from datasets import load_from_disk
+
+    from weak_to_strong.sweep import run_sweep
+
+    seen = record_training_sets(monkeypatch)
+    flags = dict(ds_name="synthetic", n_docs=240, n_test_docs=50, epochs=1, batch_size=16,
+                 results_folder=str(tmp_path / "results"))
+    rows = run_sweep(",".join(CHAIN), bootstrap=True, **flags)
+    base = RunConfig(**flags)
+    gt_labels = load_from_disk(str(results.run_dir(run_config(base, PlannedRun("tb-s"))) / "weak_labels"))
+    first, last = PlannedRun("tb-m", "tb-s", chain=CHAIN), PlannedRun("tb-l", "tb-m", chain=CHAIN)
+    first_dir, last_dir = (results.run_dir(run_config(base, run)) for run in (first, last))
+    handed_on = load_from_disk(str(first_dir / "weak_labels"))
+    # Two links: link 1 trains on the weak model's labels of the first half of its held-out documents and
+    # labels the second half (keeping the ground truth); link 2 trains on exactly those labels.
+    half = len(gt_labels) // 2
+    first_train, last_train = seen[("tb-m", "tb-s", "tb-s,tb-m,tb-l")], seen[("tb-l", "tb-m", "tb-s,tb-m,tb-l")]
+    assert list(first_train["id"]) == gt_labels["id"][:half]
+    assert list(first_train["soft_label"]) == gt_labels["soft_label"][:half]
+    assert handed_on["id"] == gt_labels["id"][half:] and handed_on["gt_label"] == gt_labels["gt_label"][half:]
+    assert handed_on["soft_label"] != gt_labels["soft_label"][half:]  # link 1's own predictions
+    assert list(last_train["id"]) == handed_on["id"] and list(last_train["soft_label"]) == handed_on["soft_label"]
+    assert not (last_dir / "weak_labels").exists()
+    # The last link's config names the whole chain down to the weak model's ground-truth run.
+    config = results.read_json_file(last_dir / "config.json")
+    assert config["bootstrap_chain"] == "tb-s,tb-m,tb-l"
+    assert config["weak_model"] == results.read_json_file(first_dir / "config.json")
+    assert config["weak_model"]["weak_model"]["model_size"] == "tb-s"
+    # Every run has a folder of its own: 3 ground-truth runs, 6 pairs, 2 links; direct transfer is one of them.
+    assert len([p for p in (tmp_path / "results" / "default").iterdir() if not p.name.startswith(".")]) == 11
+    by_label = {row["run"]: row for row in rows}
+    assert by_label["tb-s->tb-m->tb-l (bootstrap)"]["accuracy"] is not None and "tb-s->tb-l" in by_label
+
+
+def test_bootstrap_plans_links_after_the_sweep_and_each_waits_for_the_one_before():
+    from weak_to_strong.sweep import dependencies
+
+    plan = plan_sweep(list(CHAIN), bootstrap=True)
+    links = [run for run in plan if run.chain is not None]
+    assert [r.label for r in links] == ["tb-s->tb-m (bootstrap)", "tb-s->tb-m->tb-l (bootstrap)"]
+    assert dependencies(links[0]) == (PlannedRun("tb-s"),) and dependencies(links[1]) == (links[0],)
+    assert plan[:len(plan) - 2] == plan_sweep(list(CHAIN))
+    cmd = train_simple_command({}, links[1])
+    assert "--bootstrap_chain=tb-s,tb-m,tb-l" in cmd and "--weak_model_size=tb-m" in cmd
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model_sizes=tb-m,tb-s,tb-l", "--bootstrap=True"],
+     "--model_sizes='tb-m,tb-s,tb-l' is not in size order"),
+    (["--model_sizes=tb-s,tb-l", "--bootstrap=True"], "--model_sizes='tb-s,tb-l': a bootstrapping chain needs at least 3"),
+    (["--model_sizes=tb-s,tb-m,tb-l", "--bootstrap=yes"], "--bootstrap must be True or False, got 'yes'"),
+    (["--model_sizes=tb-s,tb-m,tb-l", "--bootstrapp=True"], "unknown flag(s) --bootstrapp"),
+    (["--model_sizes=tb-s,tb-m,tb-l", "--bootstrap_chain=tb-s,tb-m,tb-l"], "sweep.py sets --bootstrap_chain itself"),
+])
+def test_bad_stage_input_is_one_line_before_anything_is_written(tmp_path, args, message):
+    out = subprocess.run([sys.executable, "sweep.py", *args, "--ds_name=synthetic", f"--results_folder={tmp_path}"],
+                         cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert list(tmp_path.iterdir()) == []

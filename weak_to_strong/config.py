@@ -69,6 +69,9 @@ class RunConfig:
     """Undersample the majority class of the train and test documents to 50/50. None: the dataset's default
     (on for the tasks added beyond the reference's; off for its 5 datasets and the built-in ones, so their
     results stay comparable). Named in the folder (bal=1) only when on."""
+    bootstrap_chain: str | None = result_field(None, "chain", omit_if=None)
+    """Bootstrapping (set by `sweep.py --bootstrap=True`): the whole ladder "w,m1,...,s" this transfer run is a
+    link of, smallest first; --weak_model_size is the link before this run's model. See `bootstrap_slices`."""
     weak_model_size: str | None = None
     """Train on the weak labels of this model's ground-truth run (same flags otherwise)."""
     weak_labels_path: str | None = None
@@ -109,13 +112,15 @@ class RunConfig:
             self.weak_labels_path = locate_weak_labels(self.weak_labels_path)
 
 
-TEXT_FIELDS = ("ds_name", "loss", "model_size", "optim", "lr_schedule", "precision", "weak_model_size",
+TEXT_FIELDS = ("bootstrap_chain", "ds_name", "loss", "model_size", "optim", "lr_schedule", "precision", "weak_model_size",
                "weak_labels_path", "results_folder", "sweep_subfolder", "sync_command", "data_dir", "log_prefix")
 """Fields that hold text: fire reads `--sweep_subfolder=20240101` or `--model_size=123` as numbers."""
 PATH_FIELDS = ("results_folder", "weak_labels_path", "data_dir")
 
 
 def coerce_text_flags(cfg: "RunConfig") -> None:
+    if isinstance(cfg.bootstrap_chain, (list, tuple)):  # fire reads "a,b,c" as a tuple
+        cfg.bootstrap_chain = ",".join(map(str, cfg.bootstrap_chain))
     for name in TEXT_FIELDS:
         value = getattr(cfg, name)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -196,6 +201,59 @@ def validate_config(cfg: RunConfig) -> None:
             raise ValueError(f"--{name} must be True or False, got {getattr(cfg, name)!r}")
     if cfg.n_docs < 2:
         raise ValueError(f"--n_docs={cfg.n_docs} is too small to split into two halves (need at least 2)")
+    if cfg.bootstrap_chain is not None:
+        check_chain_link(cfg)
+
+
+def parse_chain(value: str, flag: str = "bootstrap_chain") -> list[str]:
+    """A bootstrapping ladder: at least three registered models (weak, intermediates, strong) in size order."""
+    models = [m.strip() for m in str(value).split(",") if m.strip()]
+    if len(models) < 3:
+        raise ValueError(f"--{flag}={value!r}: a bootstrapping chain needs at least 3 models (weak, "
+                         "intermediate, strong); with 2 it is plain weak-to-strong transfer")
+    sizes = [get_model_spec(m).params_m for m in models]
+    unknown = [m for m, size in zip(models, sizes) if size is None]
+    if unknown:
+        raise ValueError(f"--{flag}={value!r}: the size of {', '.join(unknown)} is unknown (no params_m in the "
+                         "model registry), so the chain's order cannot be checked")
+    if any(a >= b for a, b in zip(sizes, sizes[1:])):
+        raise ValueError(f"--{flag}={value!r} is not in size order (smallest first, each model larger than the one "
+                         f"before it): {', '.join(f'{m} {s:g}M' for m, s in zip(models, sizes))}")
+    return models
+
+
+def check_chain_link(cfg: RunConfig) -> None:
+    """A chain link is a transfer run from the link before it."""
+    models = parse_chain(cfg.bootstrap_chain)
+    if cfg.model_size not in models[1:] or cfg.weak_model_size != models[models.index(cfg.model_size) - 1]:
+        raise ValueError(f"--bootstrap_chain={cfg.bootstrap_chain!r}: --model_size={cfg.model_size!r} with "
+                         f"--weak_model_size={cfg.weak_model_size!r} is not a link of it")
+
+
+def chain_hop(cfg: RunConfig) -> int:
+    """A chain link's place: 1 for the model trained on the weak model's labels, up to the chain's length - 1."""
+    return parse_chain(cfg.bootstrap_chain).index(cfg.model_size)
+
+
+def chain_length(cfg: RunConfig) -> int:
+    """The number of transfer steps (links) in the run's chain."""
+    return len(parse_chain(cfg.bootstrap_chain)) - 1
+
+
+def hands_on_labels(cfg: RunConfig) -> bool:
+    """A chain link before the last labels documents for the next link."""
+    return cfg.bootstrap_chain is not None and chain_hop(cfg) < chain_length(cfg)
+
+
+def writes_weak_labels(cfg: RunConfig) -> bool:
+    """Ground-truth runs and all but the last link of a bootstrapping chain write weak_labels/."""
+    return not is_transfer(cfg) or hands_on_labels(cfg)
+
+
+def chain_root_config(cfg: RunConfig) -> RunConfig:
+    """The ground-truth run of a chain's weak model: its weak labels hold every document the chain uses."""
+    return replace(cfg, model_size=parse_chain(cfg.bootstrap_chain)[0], loss=GROUND_TRUTH_LOSS,
+                   weak_model_size=None, weak_labels_path=None, bootstrap_chain=None)
 
 
 def is_transfer(cfg: RunConfig) -> bool:
@@ -255,14 +313,18 @@ GROUND_TRUTH_LOSS = "xent"
 
 
 def weak_run_config(cfg: RunConfig) -> RunConfig:
-    """The ground-truth run whose labels a transfer run trains on.
+    """The run whose labels a transfer run trains on: a ground-truth run, or a bootstrapping chain's link before.
 
     Same flags, with the weak model, xent, and the weak model's own default lr
-    and optimizer where the user gave none.
+    and optimizer where the user gave none. A chain's middle links train with the run's own loss, as its
+    last link does.
     """
     assert cfg.weak_model_size is not None
+    if cfg.bootstrap_chain is not None and chain_hop(cfg) > 1:  # the link before: a transfer run of the chain
+        models = parse_chain(cfg.bootstrap_chain)
+        return replace(cfg, model_size=cfg.weak_model_size, weak_model_size=models[chain_hop(cfg) - 2])
     return replace(cfg, model_size=cfg.weak_model_size, loss=GROUND_TRUTH_LOSS, weak_model_size=None,
-                   weak_labels_path=None)
+                   weak_labels_path=None, bootstrap_chain=None)
 
 
 WEAK_LABELS_DIR = "weak_labels"

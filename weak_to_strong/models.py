@@ -38,6 +38,8 @@ class ModelSpec:
     """Default --lora_rank: 0 trains every weight; r > 0 trains rank-r LoRA adapters and the head."""
     fsdp: bool = False
     """Default --fsdp: under torchrun, shard the model over GPUs (FSDP2) rather than replicate it (DDP)."""
+    params_m: float | None = None
+    """Approximate parameter count in millions: orders a bootstrapping chain (weak to strong). None: unknown."""
 
 
 def _toy_builder(size: str) -> Callable[[], str]:
@@ -58,52 +60,59 @@ def _ladder_builder(name: str) -> Callable[[], str]:
     return build
 
 
+def toy_params_m(size: str) -> float:
+    """Non-embedding parameters (12 * layers * width^2), in millions, without building the model."""
+    from weak_to_strong.toy import TOY_ARCHS
+
+    return 12 * TOY_ARCHS[size]["n_layer"] * TOY_ARCHS[size]["n_embd"] ** 2 / 1e6
+
+
 _QWEN1 = dict(trust_remote_code=True)
 
 _SPECS = [
     # The paper's GPT-2 ladder, with the reference's tuned learning rates.
-    ModelSpec("gpt2", default_lr=5e-5, eval_batch_size=32, minibatch_size=32),
-    ModelSpec("gpt2-medium", default_lr=5e-5, eval_batch_size=32, minibatch_size=16),
-    ModelSpec("gpt2-large", default_lr=1e-5, eval_batch_size=32, minibatch_size=8),
-    ModelSpec("gpt2-xl", default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True, minibatch_size=4),
+    ModelSpec("gpt2", params_m=124, default_lr=5e-5, eval_batch_size=32, minibatch_size=32),
+    ModelSpec("gpt2-medium", params_m=355, default_lr=5e-5, eval_batch_size=32, minibatch_size=16),
+    ModelSpec("gpt2-large", params_m=774, default_lr=1e-5, eval_batch_size=32, minibatch_size=8),
+    ModelSpec("gpt2-xl", params_m=1558, default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True, minibatch_size=4),
     # The paper's Qwen (v1) family; it needs remote code, pinned to the reference's revisions.
-    ModelSpec("Qwen/Qwen-1_8B", default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True, dtype="bfloat16",
+    ModelSpec("Qwen/Qwen-1_8B", params_m=1800, default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True, dtype="bfloat16",
               minibatch_size=4, pretrained_kwargs=dict(_QWEN1, revision="5fde88dff770a7d036847211f5d9d9705f0caa69")),
-    ModelSpec("Qwen/Qwen-7B", default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True, dtype="bfloat16",
+    ModelSpec("Qwen/Qwen-7B", params_m=7700, default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True, dtype="bfloat16",
               minibatch_size=1, pretrained_kwargs=dict(_QWEN1, revision="d4efd21e866b9cb3466cb65b963933f5e98016d1")),
     # Does not fit on one GPU with its Adam state: FSDP under torchrun.
-    ModelSpec("Qwen/Qwen-14B", default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True, dtype="bfloat16",
+    ModelSpec("Qwen/Qwen-14B", params_m=14200, default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True, dtype="bfloat16",
               minibatch_size=1, fsdp=True,
               pretrained_kwargs=dict(_QWEN1, revision="8be2854218fea9054331e217fd26a06f3fd02004")),
     # Adafactor cannot step FSDP's sharded parameters: with --fsdp=True, give --optim=adam.
-    ModelSpec("Qwen/Qwen-72B", default_lr=1e-5, eval_batch_size=1, gradient_checkpointing=True, dtype="bfloat16",
+    ModelSpec("Qwen/Qwen-72B", params_m=72300, default_lr=1e-5, eval_batch_size=1, gradient_checkpointing=True, dtype="bfloat16",
               minibatch_size=1, default_optimizer="adafactor",
               pretrained_kwargs=dict(_QWEN1, revision="fec78c0e3b3b10dd9f0ce775c34a686a3255a7d1")),
     # Today's small open ladders (native transformers code, no remote code).
-    ModelSpec("Qwen/Qwen2.5-0.5B", default_lr=1e-5, eval_batch_size=32, dtype="bfloat16", minibatch_size=16),
-    ModelSpec("Qwen/Qwen2.5-1.5B", default_lr=1e-5, eval_batch_size=16, dtype="bfloat16", minibatch_size=8),
-    ModelSpec("Qwen/Qwen2.5-3B", default_lr=1e-5, eval_batch_size=8, gradient_checkpointing=True, dtype="bfloat16",
+    ModelSpec("Qwen/Qwen2.5-0.5B", params_m=494, default_lr=1e-5, eval_batch_size=32, dtype="bfloat16", minibatch_size=16),
+    ModelSpec("Qwen/Qwen2.5-1.5B", params_m=1540, default_lr=1e-5, eval_batch_size=16, dtype="bfloat16", minibatch_size=8),
+    ModelSpec("Qwen/Qwen2.5-3B", params_m=3090, default_lr=1e-5, eval_batch_size=8, gradient_checkpointing=True, dtype="bfloat16",
               minibatch_size=4),
-    ModelSpec("Qwen/Qwen2.5-7B", default_lr=1e-5, eval_batch_size=4, gradient_checkpointing=True, dtype="bfloat16",
+    ModelSpec("Qwen/Qwen2.5-7B", params_m=7620, default_lr=1e-5, eval_batch_size=4, gradient_checkpointing=True, dtype="bfloat16",
               minibatch_size=2),
-    ModelSpec("meta-llama/Llama-3.2-1B", default_lr=1e-5, eval_batch_size=16, dtype="bfloat16", minibatch_size=8),
-    ModelSpec("meta-llama/Llama-3.2-3B", default_lr=1e-5, eval_batch_size=8, gradient_checkpointing=True,
+    ModelSpec("meta-llama/Llama-3.2-1B", params_m=1240, default_lr=1e-5, eval_batch_size=16, dtype="bfloat16", minibatch_size=8),
+    ModelSpec("meta-llama/Llama-3.2-3B", params_m=3210, default_lr=1e-5, eval_batch_size=8, gradient_checkpointing=True,
               dtype="bfloat16", minibatch_size=4),
-    ModelSpec("EleutherAI/pythia-70m", default_lr=5e-5, eval_batch_size=64, minibatch_size=32),
-    ModelSpec("EleutherAI/pythia-160m", default_lr=5e-5, eval_batch_size=64, minibatch_size=32),
-    ModelSpec("EleutherAI/pythia-410m", default_lr=2e-5, eval_batch_size=32, minibatch_size=16),
-    ModelSpec("EleutherAI/pythia-1b", default_lr=1e-5, eval_batch_size=16, dtype="bfloat16", minibatch_size=8),
-    ModelSpec("EleutherAI/pythia-1.4b", default_lr=1e-5, eval_batch_size=16, dtype="bfloat16", minibatch_size=8),
-    ModelSpec("EleutherAI/pythia-2.8b", default_lr=1e-5, eval_batch_size=8, gradient_checkpointing=True,
+    ModelSpec("EleutherAI/pythia-70m", params_m=70, default_lr=5e-5, eval_batch_size=64, minibatch_size=32),
+    ModelSpec("EleutherAI/pythia-160m", params_m=160, default_lr=5e-5, eval_batch_size=64, minibatch_size=32),
+    ModelSpec("EleutherAI/pythia-410m", params_m=410, default_lr=2e-5, eval_batch_size=32, minibatch_size=16),
+    ModelSpec("EleutherAI/pythia-1b", params_m=1010, default_lr=1e-5, eval_batch_size=16, dtype="bfloat16", minibatch_size=8),
+    ModelSpec("EleutherAI/pythia-1.4b", params_m=1410, default_lr=1e-5, eval_batch_size=16, dtype="bfloat16", minibatch_size=8),
+    ModelSpec("EleutherAI/pythia-2.8b", params_m=2780, default_lr=1e-5, eval_batch_size=8, gradient_checkpointing=True,
               dtype="bfloat16", minibatch_size=4),
-    ModelSpec("EleutherAI/pythia-6.9b", default_lr=1e-5, eval_batch_size=4, gradient_checkpointing=True,
+    ModelSpec("EleutherAI/pythia-6.9b", params_m=6860, default_lr=1e-5, eval_batch_size=4, gradient_checkpointing=True,
               dtype="bfloat16", minibatch_size=2),
     # Built locally from scratch (random weights, locally trained tokenizer): offline quickstart and tests.
-    ModelSpec("toy-small", default_lr=1e-3, eval_batch_size=256, minibatch_size=32, builder=_toy_builder("toy-small")),
-    ModelSpec("toy-large", default_lr=1e-3, eval_batch_size=256, minibatch_size=32, builder=_toy_builder("toy-large")),
+    ModelSpec("toy-small", params_m=toy_params_m("toy-small"), default_lr=1e-3, eval_batch_size=256, minibatch_size=32, builder=_toy_builder("toy-small")),
+    ModelSpec("toy-large", params_m=toy_params_m("toy-large"), default_lr=1e-3, eval_batch_size=256, minibatch_size=32, builder=_toy_builder("toy-large")),
     # The laptop testbed's ladder: pretrained locally on a generated corpus (weak_to_strong/testbed), smallest first.
     # `-random`: the same architectures never pretrained (the control).
-    *(ModelSpec(name, default_lr=rung(name).finetune_lr, eval_batch_size=256, minibatch_size=32,
+    *(ModelSpec(name, params_m=12 * rung(name).n_layer * rung(name).n_embd ** 2 / 1e6, default_lr=rung(name).finetune_lr, eval_batch_size=256, minibatch_size=32,
                 builder=_ladder_builder(name)) for name in ladder_names()),
 ]
 

@@ -2,7 +2,9 @@
 
 A ground-truth run trains on the first half of the training docs and writes its
 predictions on the second half as weak labels. A transfer run trains on such
-weak labels. Every check a user can fail runs before anything is written.
+weak labels; a link of a bootstrapping chain trains on one slice of them and
+labels the next (`bootstrap_slices`). Every check a user can fail runs before
+anything is written.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import torch
 from weak_to_strong import atomic, metrics, results
 from weak_to_strong.batching import Examples
 from weak_to_strong.checks import check_predictions
-from weak_to_strong.config import (RunConfig, balance, is_transfer, result_dict, token_budgets, use_fsdp,
-                                   weak_run_config, with_defaults, with_doc_counts)
+from weak_to_strong.config import (RunConfig, balance, chain_hop, chain_length, chain_root_config, hands_on_labels,
+                                   is_transfer, result_dict, token_budgets, use_fsdp, weak_run_config, with_defaults,
+                                   with_doc_counts, writes_weak_labels)
 from weak_to_strong.datasets import column_list, data_revision, load_dataset
 from weak_to_strong.distributed import DataParallel, check_fsdp_optimizer, init_data_parallel
 from weak_to_strong.eval import accuracy, eval_token_budget, predict_probs
@@ -95,7 +98,7 @@ def find_weak_labels(cfg: RunConfig) -> Path:
         sync(cfg, "download", path.parent)
     if not path.is_dir():
         raise ValueError(
-            f"no weak labels at {str(path)!r}; run the ground-truth run first: "
+            f"no weak labels at {str(path)!r}; run the run that writes them first: "
             f"python train_simple.py --model_size={cfg.weak_model_size} --ds_name={cfg.ds_name} (with the same flags)"
         )
     if not results.is_finished(path.parent):
@@ -141,6 +144,8 @@ def resolve_doc_counts(cfg: RunConfig, splits: dict | None = None, announce: boo
 def load_run_data(cfg: RunConfig, splits: dict, tokenizer, max_ctx: int, weak_labels: Path | None) -> RunData:
     if weak_labels is not None:
         train, to_label = results.load_weak_labels(weak_labels), None
+        if cfg.bootstrap_chain is not None:
+            train, to_label = bootstrap_slices(cfg, train)
     else:
         halves = splits["train"].train_test_split(test_size=0.5, seed=cfg.seed)
         train, to_label = halves["train"], halves["test"]
@@ -156,6 +161,31 @@ def load_run_data(cfg: RunConfig, splits: dict, tokenizer, max_ctx: int, weak_la
     if weak_labels is not None:
         data.weak_predictions = results.read_predictions(Path(weak_labels).parent)
     return data
+
+
+def bootstrap_slices(cfg: RunConfig, weak_labels):
+    """A chain link's training set and the documents it labels for the next link (None for the last link).
+
+    The chain's weak model's ground-truth run labels the held-out half of the training documents. That half,
+    in its saved order, is cut into as many contiguous slices as the chain has links: link k trains on
+    slice k (labelled by the weak model for k = 1, else by link k - 1) and labels slice k + 1. So no link
+    labels a document it trained on, every link trains on the same number of documents, and none sees the
+    weak model's training half or the test set. (Direct weak-to-strong transfer trains on the whole half.)
+    """
+    hop, links = chain_hop(cfg), chain_length(cfg)
+    if hop == 1:
+        train = weak_labels.shard(num_shards=links, index=0, contiguous=True)
+    else:
+        train = weak_labels  # the link before labelled exactly slice `hop` of the weak model's half
+    if not hands_on_labels(cfg):
+        return train, None
+    held_out = results.load_weak_labels(results.weak_labels_dir(chain_root_config(cfg)))
+    to_label = held_out.shard(num_shards=links, index=hop, contiguous=True)
+    # The next link's documents with their ground truth as labels, as a ground-truth run's to-label half has.
+    truth = column_list(to_label, "gt_label")
+    to_label = to_label.remove_columns(["soft_label", "hard_label", "gt_label"])
+    to_label = to_label.add_column("hard_label", truth).add_column("soft_label", [[1.0 - y, float(y)] for y in truth])
+    return train, to_label
 
 
 def check_no_empty_documents(ds, what: str, model_size: str) -> None:
@@ -198,7 +228,7 @@ def run_train_simple(cfg: RunConfig) -> dict:
     summary = reusable_summary(cfg, run_path, dp)
     if summary is None:
         return train_run(cfg, splits, run_path, dp)
-    if dp.is_main and not results.is_done(run_path, not is_transfer(cfg), cfg.sync_command):
+    if dp.is_main and not results.is_done(run_path, writes_weak_labels(cfg), cfg.sync_command):
         with hold_run_lock(run_path, dp):
             upload_run(cfg, run_path)
     return summary
@@ -218,7 +248,7 @@ def reusable_summary(cfg: RunConfig, run_path: Path, dp: DataParallel, quiet: bo
     """The summary of an earlier finished run of this config, or None when it must (re)train."""
     if cfg.force_retrain or not results.is_finished(run_path):
         return None
-    if not results.is_done(run_path, ground_truth=not is_transfer(cfg)):
+    if not results.is_done(run_path, ground_truth=writes_weak_labels(cfg)):
         if dp.is_main and not quiet:
             print(f"{run_path} is finished but its weak labels are missing: training it again")
         return None

@@ -5,7 +5,8 @@ A run lives in `results_folder/sweep_subfolder/<config name>/`:
   results_summary.json  {"accuracy", "auroc", "ece"[, "agreement", "agreement_on_weak_errors"]}; written last,
                         so its presence means "finished"
   test_predictions.json the final model's P(label 1) per test document: id, prob, label
-  weak_labels/          datasets save_to_disk: txt, soft_label, hard_label, gt_label, id (ground-truth runs)
+  weak_labels/          datasets save_to_disk: txt, soft_label, hard_label, gt_label, id (ground-truth runs,
+                        and the links of a bootstrapping chain but its last)
   log.jsonl             training and eval records
   model.safetensors     only with --save_model
   uploaded.json         with --sync_command: the command that uploaded the finished run

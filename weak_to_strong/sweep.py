@@ -2,7 +2,9 @@
 
 A sweep is, for each seed, a ground-truth run per model size and a transfer run
 per (weak, strong) pair with the strong model at or after the weak one. Each
-transfer run needs only its own weak model's ground-truth run; executors.py
+transfer run needs only its own weak model's ground-truth run. With --bootstrap=True
+the plan adds a chain over all the sizes, each link trained on the labels of the
+link before (see `pipeline.bootstrap_slices`); executors.py
 runs the plan one after another (default), in a local pool, or on Slurm.
 """
 
@@ -15,10 +17,10 @@ import sys
 from dataclasses import dataclass, fields, replace
 
 from weak_to_strong import executors, results
-from weak_to_strong.config import GROUND_TRUTH_LOSS, RunConfig, is_transfer, weak_run_config
+from weak_to_strong.config import GROUND_TRUTH_LOSS, RunConfig, parse_chain, weak_run_config, writes_weak_labels
 from weak_to_strong.eval import pgr
 
-SWEEP_OWNED_FLAGS = ("model_size", "weak_model_size", "weak_labels_path")
+SWEEP_OWNED_FLAGS = ("model_size", "weak_model_size", "weak_labels_path", "bootstrap_chain")
 EXECUTORS = ("serial", "local", "slurm")
 SUBMITIT_CLUSTERS = ("slurm", "local", "debug")
 
@@ -67,8 +69,13 @@ class SweepOptions:
     slurm_time_min: int = 240
     slurm_cluster: str = "slurm"
     """submitit backend: slurm, or local / debug to try the Slurm path on this machine."""
+    bootstrap: bool = False
+    """Also run a bootstrapping chain over --model_sizes (in size order): each size trained on the labels of
+    the one before it, the last compared with direct transfer from the first. Adds runs; changes none."""
 
     def __post_init__(self):
+        if self.bootstrap not in (True, False):
+            raise ValueError(f"--bootstrap must be True or False, got {self.bootstrap!r}")
         if self.executor not in EXECUTORS:
             raise ValueError(f"unknown executor {self.executor!r}; choose one of: {', '.join(EXECUTORS)}")
         if self.slurm_cluster not in SUBMITIT_CLUSTERS:
@@ -108,11 +115,20 @@ class PlannedRun:
     weak_model_size: str | None = None
     seed: int | None = None
     """None: the sweep's --seed."""
+    chain: tuple[str, ...] | None = None
+    """A bootstrapping chain this run is a link of (weak model first)."""
 
     @property
     def label(self) -> str:
         name = self.model_size if self.weak_model_size is None else f"{self.weak_model_size}->{self.model_size}"
+        if self.chain is not None:
+            name = "->".join(self.chain[:self.chain.index(self.model_size) + 1]) + " (bootstrap)"
         return name if self.seed is None else f"{name} seed={self.seed}"
+
+    @property
+    def floor_model(self) -> str | None:
+        """The model whose ground-truth run is this transfer run's weak floor: a chain's first."""
+        return self.chain[0] if self.chain is not None else self.weak_model_size
 
 
 def parse_model_sizes(model_sizes) -> list[str]:
@@ -132,18 +148,28 @@ def refuse_repeats(values: list, flag: str) -> None:
         raise ValueError(f"--{flag} lists {', '.join(repeated)} more than once; give each once")
 
 
-def plan_sweep(model_sizes: list[str], seeds: list[int] | None = None) -> list[PlannedRun]:
-    """Per seed: ground-truth runs for each size, then every pair whose strong model is at or after the weak one."""
+def plan_sweep(model_sizes: list[str], seeds: list[int] | None = None, bootstrap: bool = False) -> list[PlannedRun]:
+    """Per seed: ground-truth runs for each size, then every pair whose strong model is at or after the weak one,
+    then (bootstrap) the links of the chain through all the sizes."""
     plan = []
     for seed in seeds or [None]:
         plan += [PlannedRun(size, seed=seed) for size in model_sizes]
         plan += [PlannedRun(strong, weak, seed) for i, weak in enumerate(model_sizes) for strong in model_sizes[i:]]
+        if bootstrap:
+            chain = tuple(model_sizes)
+            plan += [PlannedRun(strong, weak, seed, chain) for weak, strong in zip(chain, chain[1:])]
     return plan
 
 
 def dependencies(run: PlannedRun) -> tuple[PlannedRun, ...]:
-    """A transfer run needs its weak model's ground-truth run (its labels), nothing else."""
-    return () if run.weak_model_size is None else (PlannedRun(run.weak_model_size, seed=run.seed),)
+    """A transfer run needs the run whose labels it trains on: its weak model's ground-truth run, or the
+    chain's link before (which needs the ground-truth run of the chain's first model)."""
+    if run.weak_model_size is None:
+        return ()
+    if run.chain is not None and run.chain.index(run.model_size) > 1:
+        return (PlannedRun(run.weak_model_size, run.chain[run.chain.index(run.weak_model_size) - 1], run.seed,
+                           run.chain),)
+    return (PlannedRun(run.weak_model_size, seed=run.seed),)
 
 
 def run_config(base: RunConfig, run: PlannedRun) -> RunConfig:
@@ -152,7 +178,9 @@ def run_config(base: RunConfig, run: PlannedRun) -> RunConfig:
     seed = base.seed if run.seed is None else run.seed
     if run.weak_model_size is None:
         return weak_run_config(replace(base, weak_model_size=run.model_size, seed=seed))
-    return replace(base, model_size=run.model_size, weak_model_size=run.weak_model_size, seed=seed)
+    chain = None if run.chain is None else ",".join(run.chain)
+    return replace(base, model_size=run.model_size, weak_model_size=run.weak_model_size, seed=seed,
+                   bootstrap_chain=chain)
 
 
 def explicit_flags(flags: dict) -> dict:
@@ -179,6 +207,8 @@ def train_simple_command(flags: dict, run: PlannedRun) -> list[str]:
         args["weak_model_size"] = run.weak_model_size
     elif "loss" in args:
         args["loss"] = GROUND_TRUTH_LOSS  # see run_config
+    if run.chain is not None:
+        args["bootstrap_chain"] = ",".join(run.chain)
     if run.seed is not None:
         args["seed"] = run.seed
     return [sys.executable, "-m", "weak_to_strong.cli", "train_simple"] + [
@@ -215,7 +245,7 @@ def make_jobs(base: RunConfig, flags: dict, plan: list[PlannedRun], options: Swe
             command=executors.with_torchrun(train_simple_command(flags, run), options.gpus_per_run),
             log_path=results.slurm_log_dir(cfg) if options.executor == "slurm" else results.sweep_log_path(cfg),
             needs=dependencies(run),
-            finished=results.is_done(results.run_dir(cfg), not is_transfer(cfg), cfg.sync_command)
+            finished=results.is_done(results.run_dir(cfg), writes_weak_labels(cfg), cfg.sync_command)
                      and not cfg.force_retrain,
             call=functools.partial(run_here, cfg) if options.executor == "serial" else None,
         ))
@@ -264,11 +294,13 @@ def run_sweep(model_sizes, **flags) -> list[dict]:
         raise ValueError("--model_sizes is required, e.g. --model_sizes=gpt2,gpt2-medium")
     options = SweepOptions(**{k: flags.pop(k) for k in sweep_option_names() if k in flags})
     sizes = parse_model_sizes(model_sizes)
+    if options.bootstrap:
+        parse_chain(",".join(sizes), flag="model_sizes")
     check_forwarded_flags(flags, options)
     flags = explicit_flags(flags)
     base = RunConfig(**flags)  # validates every forwarded flag before any run starts
     results.check_folder_path(base.results_folder)
-    plan = plan_sweep(sizes, options.seeds)
+    plan = plan_sweep(sizes, options.seeds, options.bootstrap)
     configs = resolve_run_configs(base, plan)
     jobs = make_jobs(base, flags, plan, options, configs)
     if options.dry_run:
@@ -286,7 +318,8 @@ def run_sweep(model_sizes, **flags) -> list[dict]:
 
 def summarize_sweep(base: RunConfig, plan: list[PlannedRun],
                     configs: dict[PlannedRun, RunConfig] | None = None) -> list[dict]:
-    """Accuracy of every finished run, and the PGR of each transfer run against its weak floor and strong ceiling."""
+    """Accuracy of every finished run, and the PGR of each transfer run against its weak floor (a chain's first
+    model's) and strong ceiling."""
     configs = configs or resolve_run_configs(base, plan)
     acc = {}
     for run in plan:
@@ -296,7 +329,7 @@ def summarize_sweep(base: RunConfig, plan: list[PlannedRun],
     for run in plan:
         row = {"run": run.label, "accuracy": acc[run], "pgr": None}
         if run.weak_model_size is not None:
-            weak = acc[PlannedRun(run.weak_model_size, seed=run.seed)]
+            weak = acc[PlannedRun(run.floor_model, seed=run.seed)]
             ceiling = acc[PlannedRun(run.model_size, seed=run.seed)]
             if None not in (weak, acc[run], ceiling):
                 row["pgr"] = pgr(weak, acc[run], ceiling)
