@@ -194,6 +194,19 @@ def test_settings_that_differ_are_kept_apart_and_labelled(tmp_path):
     assert only(table, variant="n_docs=800")["pgr"] == pytest.approx(2 / 3)
 
 
+def test_a_bootstrapping_chain_is_a_pair_of_its_first_and_last_model_in_a_variant_of_its_own(tmp_path):
+    for model, acc in (("tb-s", 0.6), ("tb-m", 0.7), ("tb-l", 0.8)):
+        make_run(tmp_path, acc, model)
+    make_run(tmp_path, 0.65, "tb-l", weak="tb-s")  # direct transfer
+    chain = "tb-s,tb-m,tb-l"
+    make_run(tmp_path, 0.66, "tb-m", weak="tb-s", bootstrap_chain=chain)
+    make_run(tmp_path, 0.75, "tb-l", weak="tb-m", bootstrap_chain=chain)
+    table = [r for r in table_for(tmp_path) if r["strong_model_size"] == "tb-l" and r["weak_model_size"] == "tb-s"]
+    assert sorted(r["variant"] for r in table) == ["bootstrap_chain=None", f"bootstrap_chain={chain}"]
+    assert only(table, variant="bootstrap_chain=None")["pgr"] == pytest.approx(0.25)
+    assert only(table, variant=f"bootstrap_chain={chain}")["pgr"] == pytest.approx(0.75)
+
+
 # ---------------------------------------------------------------- train_weak_to_strong.py summaries
 
 def write_summary(folder: Path, weak: str, strong: str, seed: int, accs: tuple, ds_name: str = "sciq") -> Path:

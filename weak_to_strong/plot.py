@@ -64,6 +64,14 @@ def is_ground_truth(run: dict) -> bool:
     return run.get("weak_model") is None
 
 
+def floor_config(weak_model: dict) -> dict:
+    """The ground-truth run at the bottom of a transfer run's labels: a bootstrapping link's labels come from
+    the link before, whose own weak_model leads on down to the chain's weak model."""
+    while isinstance(weak_model.get("weak_model"), dict):
+        weak_model = weak_model["weak_model"]
+    return weak_model
+
+
 def find_ceiling(ground_truth: list[dict], transfer: dict, weak: dict) -> dict | None:
     """The strong model's ground-truth run in the weak run's setting.
 
@@ -87,13 +95,13 @@ def run_setting(transfer: dict, weak: dict) -> dict:
 
 
 def pair_rows_from_runs(runs: list[dict]) -> tuple[list[dict], list[str]]:
-    """One pair row per transfer run with its weak floor and strong ceiling, and a note per transfer
-    run left out because a floor or ceiling is missing."""
+    """One pair row per transfer run with its weak floor (a bootstrapping chain's first model) and strong
+    ceiling, and a note per transfer run left out because a floor or ceiling is missing."""
     ground_truth = [r for r in runs if is_ground_truth(r)]
     by_key = {result_key(r): r for r in ground_truth}
     rows, notes = [], []
     for transfer in (r for r in runs if not is_ground_truth(r)):
-        weak = by_key.get(result_key(transfer["weak_model"]))
+        weak = by_key.get(result_key(floor_config(transfer["weak_model"])))
         if weak is None:
             notes.append(f"{transfer['path']}: no finished run for its weak labels (the weak floor); left out")
             continue
