@@ -199,3 +199,32 @@ def test_a_bootstrapping_link_has_its_own_folder_and_off_changes_no_name():
 def test_bad_chains_name_the_value(change, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         RunConfig(model_size="tb-l", weak_model_size="tb-m", **change)
+
+
+def test_ensemble_and_train_seed_runs_have_their_own_folders_and_off_changes_no_name():
+    plain = RunConfig(model_size="gpt2-medium", weak_model_size="gpt2")
+    ensemble = RunConfig(model_size="gpt2-medium", weak_ensemble="gpt2,gpt2@1")
+    others = (RunConfig(model_size="gpt2-medium", weak_ensemble="gpt2@1,gpt2@2"),
+              RunConfig(model_size="gpt2-medium", weak_ensemble="gpt2,EleutherAI/pythia-70m"))
+    names = {config_name(c) for c in (plain, ensemble, *others, RunConfig(), RunConfig(train_seed=1))}
+    assert len(names) == 6 and "tseed" not in config_name(RunConfig()) and "ens=" not in config_name(plain)
+    # The members: the plain ground-truth run (train seed = --seed, so also "gpt2@0") and the train-seed-1 run.
+    members = result_dict(ensemble)["weak_ensemble_members"]
+    assert members == [result_dict(RunConfig(model_size="gpt2")),
+                       result_dict(RunConfig(model_size="gpt2", train_seed=1))]
+    assert result_dict(ensemble)["weak_model"] == members[0]
+    assert result_dict(RunConfig(model_size="gpt2-medium", weak_ensemble="gpt2@0,gpt2@1")) == result_dict(ensemble)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(weak_ensemble="gpt2"), "--weak_ensemble='gpt2': give at least two different members"),
+    (dict(weak_ensemble="gpt2@1,gpt2@1"), "give at least two different members"),
+    (dict(weak_ensemble="gpt2@x,gpt2"), "'gpt2@x' is not MODEL or MODEL@TRAIN_SEED"),
+    (dict(weak_ensemble="gpt2,nope"), "unknown model 'nope'"),
+    (dict(weak_ensemble="gpt2,gpt2@1", weak_model_size="gpt2"), "give either --weak_ensemble or a single weak run"),
+    (dict(train_seed=-1), "--train_seed must be an integer"),
+    (dict(weak_ensemble="gpt2,gpt2@0"), "names the same run twice"),
+])
+def test_bad_ensembles_name_the_value(change, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        RunConfig(model_size="gpt2-medium", **change)

@@ -107,14 +107,14 @@ CHAIN = ("tb-s", "tb-m", "tb-l")
 
 
 def record_training_sets(monkeypatch) -> dict:
-    """Every run's training set as the pipeline loads it, keyed by (model, weak model, chain)."""
+    """Every run's training set as the pipeline loads it, keyed by (model, weak model, chain or ensemble)."""
     from weak_to_strong import pipeline
 
     seen, load = {}, pipeline.load_run_data
 
     def recording(cfg, *args):
         data = load(cfg, *args)
-        seen[(cfg.model_size, cfg.weak_model_size, cfg.bootstrap_chain)] = data.train
+        seen[(cfg.model_size, cfg.weak_model_size, cfg.bootstrap_chain or cfg.weak_ensemble)] = data.train
         return data
 
     monkeypatch.setattr(pipeline, "load_run_data", recording)
@@ -171,13 +171,67 @@ def test_bootstrap_plans_links_after_the_sweep_and_each_waits_for_the_one_before
 @pytest.mark.parametrize("args, message", [
     (["--model_sizes=tb-m,tb-s,tb-l", "--bootstrap=True"],
      "--model_sizes='tb-m,tb-s,tb-l' is not in size order"),
-    (["--model_sizes=tb-s,tb-l", "--bootstrap=True"], "--model_sizes='tb-s,tb-l': a bootstrapping chain needs at least 3"),
+    (["--model_sizes=tb-s,tb-l", "--bootstrap=True"],
+     "--model_sizes='tb-s,tb-l': a bootstrapping chain needs at least 3"),
     (["--model_sizes=tb-s,tb-m,tb-l", "--bootstrap=yes"], "--bootstrap must be True or False, got 'yes'"),
     (["--model_sizes=tb-s,tb-m,tb-l", "--bootstrapp=True"], "unknown flag(s) --bootstrapp"),
     (["--model_sizes=tb-s,tb-m,tb-l", "--bootstrap_chain=tb-s,tb-m,tb-l"], "sweep.py sets --bootstrap_chain itself"),
+    (["--model_sizes=tb-s,tb-m", "--ensemble_seeds=1"], "--ensemble_seeds=1 is one seed; an ensemble needs at least 2"),
+    (["--model_sizes=tb-s,tb-m", "--ensemble_seeds=1,1"], "--ensemble_seeds lists 1 more than once"),
+    (["--model_sizes=tb-s,tb-m", "--ensemble_seeds=a,b"], "--ensemble_seeds must be a comma-separated list"),
 ])
 def test_bad_stage_input_is_one_line_before_anything_is_written(tmp_path, args, message):
     out = subprocess.run([sys.executable, "sweep.py", *args, "--ds_name=synthetic", f"--results_folder={tmp_path}"],
                          cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_ensembles_labels_are_the_mean_of_its_members(tmp_path, monkeypatch):
+    from datasets import load_from_disk
+
+    from weak_to_strong.sweep import run_sweep
+
+    seen = record_training_sets(monkeypatch)
+    flags = dict(ds_name="synthetic", n_docs=200, n_test_docs=50, epochs=1, batch_size=16,
+                 results_folder=str(tmp_path / "results"))
+    rows = run_sweep("toy-small,toy-large", ensemble_seeds="0,1", **flags)
+    base = RunConfig(**flags)
+    # Member 0 is the sweep's own ground-truth run (train seed = --seed); member 1 trains with --train_seed=1
+    # on the same documents.
+    members = [results.run_dir(run_config(base, PlannedRun("toy-small", train_seed=t))) for t in (None, 1)]
+    assert "-tseed=" not in members[0].name and members[1].name.endswith("-tseed=1")
+    labels = [load_from_disk(str(path / "weak_labels")) for path in members]
+    assert labels[0]["id"] == labels[1]["id"] and labels[0]["soft_label"] != labels[1]["soft_label"]
+    mean = [[(a + b) / 2 for a, b in zip(x, y)] for x, y in zip(labels[0]["soft_label"], labels[1]["soft_label"])]
+    trained = seen[("toy-large", None, "toy-small,toy-small@1")]
+    assert list(trained["id"]) == labels[0]["id"]
+    assert [p for row in trained["soft_label"] for p in row] == pytest.approx([p for row in mean for p in row])
+    assert list(trained["hard_label"]) == [int(p[1] > p[0]) for p in mean]
+    # Plain pairs are untouched: the plain toy-small->toy-large run trained on member 0's labels alone.
+    ensemble_dir = results.run_dir(run_config(base, PlannedRun("toy-large", "toy-small", ensemble=(None, 1))))
+    plain_dir = results.run_dir(run_config(base, PlannedRun("toy-large", "toy-small")))
+    assert ensemble_dir.name.endswith("-ens=toy-small,toy-small@1") and "ens=" not in plain_dir.name
+    config = results.read_json_file(ensemble_dir / "config.json")
+    assert [m.get("train_seed") for m in config["weak_ensemble_members"]] == [None, 1]
+    # 2 ground-truth runs, 3 pairs, 2 more members, 3 ensemble pairs: each in a folder of its own.
+    assert len([p for p in (tmp_path / "results" / "default").iterdir() if not p.name.startswith(".")]) == 10
+    row = {r["run"]: r for r in rows}["toy-small,toy-small@1->toy-large"]
+    assert row["accuracy"] is not None and row["pgr"] is not None
+
+
+def test_ensemble_plan_reuses_the_plain_run_and_waits_for_every_member():
+    from weak_to_strong.sweep import dependencies
+
+    plan = plan_sweep(["toy-small", "toy-large"], ensemble_seeds=[3, 0, 1], base_seed=0)
+    members = [r for r in plan if r.train_seed is not None]
+    assert [(r.model_size, r.train_seed) for r in members] == [("toy-small", 3), ("toy-small", 1),
+                                                               ("toy-large", 3), ("toy-large", 1)]
+    ensembles = [r for r in plan if r.ensemble is not None]
+    assert ensembles[1].label == "toy-small@3,toy-small,toy-small@1->toy-large"
+    assert len({r.label for r in plan}) == len(plan)
+    assert dependencies(ensembles[0]) == (PlannedRun("toy-small", train_seed=3), PlannedRun("toy-small"),
+                                          PlannedRun("toy-small", train_seed=1))
+    cmd = train_simple_command({}, ensembles[0])
+    assert "--weak_ensemble=toy-small@3,toy-small,toy-small@1" in cmd and not any("--weak_model_size" in a for a in cmd)
+    assert "--train_seed=3" in train_simple_command({}, members[0])

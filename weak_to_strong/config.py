@@ -72,6 +72,13 @@ class RunConfig:
     bootstrap_chain: str | None = result_field(None, "chain", omit_if=None)
     """Bootstrapping (set by `sweep.py --bootstrap=True`): the whole ladder "w,m1,...,s" this transfer run is a
     link of, smallest first; --weak_model_size is the link before this run's model. See `bootstrap_slices`."""
+    train_seed: int | None = result_field(None, "tseed", omit_if=None)
+    """Seed of training alone (data order, dropout); None: --seed. The documents,
+    their halves and the test set still follow --seed, so runs that differ only here label the same
+    documents: the members of a seed ensemble (--weak_ensemble)."""
+    weak_ensemble: str | None = result_field(None, "ens", omit_if=None)
+    """Train on the mean soft labels of several ground-truth runs (same flags otherwise): members
+    "model" or "model@train_seed", comma-separated, e.g. "gpt2@1,gpt2@2,gpt2@3" or "gpt2,EleutherAI/pythia-160m"."""
     weak_model_size: str | None = None
     """Train on the weak labels of this model's ground-truth run (same flags otherwise)."""
     weak_labels_path: str | None = None
@@ -107,20 +114,25 @@ class RunConfig:
         coerce_text_flags(self)
         self.optim = canonical_optim(self.optim)
         validate_config(self)
+        if self.weak_ensemble is not None:
+            self.weak_ensemble = canonical_ensemble(self.weak_ensemble, self.seed)
         expand_paths(self)
         if self.weak_labels_path is not None:
             self.weak_labels_path = locate_weak_labels(self.weak_labels_path)
 
 
-TEXT_FIELDS = ("bootstrap_chain", "ds_name", "loss", "model_size", "optim", "lr_schedule", "precision", "weak_model_size",
+LIST_FIELDS = ("bootstrap_chain", "weak_ensemble")
+"""Comma-separated lists: fire reads "a,b,c" as a tuple."""
+TEXT_FIELDS = (*LIST_FIELDS, "ds_name", "loss", "model_size", "optim", "lr_schedule", "precision", "weak_model_size",
                "weak_labels_path", "results_folder", "sweep_subfolder", "sync_command", "data_dir", "log_prefix")
 """Fields that hold text: fire reads `--sweep_subfolder=20240101` or `--model_size=123` as numbers."""
 PATH_FIELDS = ("results_folder", "weak_labels_path", "data_dir")
 
 
 def coerce_text_flags(cfg: "RunConfig") -> None:
-    if isinstance(cfg.bootstrap_chain, (list, tuple)):  # fire reads "a,b,c" as a tuple
-        cfg.bootstrap_chain = ",".join(map(str, cfg.bootstrap_chain))
+    for name in LIST_FIELDS:
+        if isinstance(getattr(cfg, name), (list, tuple)):
+            setattr(cfg, name, ",".join(map(str, getattr(cfg, name))))
     for name in TEXT_FIELDS:
         value = getattr(cfg, name)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -191,6 +203,11 @@ def validate_config(cfg: RunConfig) -> None:
         raise ValueError(f"--lr must be a positive finite number, got {cfg.lr!r}")
     if cfg.weak_model_size is not None and cfg.weak_labels_path is not None:
         raise ValueError("give either --weak_model_size or --weak_labels_path, not both")
+    if cfg.weak_ensemble is not None and (cfg.weak_model_size is not None or cfg.weak_labels_path is not None):
+        raise ValueError("give either --weak_ensemble or a single weak run (--weak_model_size, --weak_labels_path), "
+                         "not both")
+    if cfg.train_seed is not None:
+        check_seed(cfg.train_seed, "train_seed")
     if cfg.minibatch_size_per_device is not None and cfg.batch_size % cfg.minibatch_size_per_device:
         raise ValueError(
             f"--batch_size={cfg.batch_size} is not a multiple of --minibatch_size_per_device="
@@ -203,6 +220,48 @@ def validate_config(cfg: RunConfig) -> None:
         raise ValueError(f"--n_docs={cfg.n_docs} is too small to split into two halves (need at least 2)")
     if cfg.bootstrap_chain is not None:
         check_chain_link(cfg)
+    if cfg.weak_ensemble is not None:
+        parse_ensemble(cfg.weak_ensemble)
+
+
+def parse_ensemble(value: str) -> list[tuple[str, int | None]]:
+    """A weak ensemble's members as (model, train_seed or None): at least two, none twice."""
+    members = []
+    for spec in (m.strip() for m in str(value).split(",") if m.strip()):
+        model, _, seed = spec.partition("@")
+        if seed and not seed.isdigit():
+            raise ValueError(f"--weak_ensemble={value!r}: {spec!r} is not MODEL or MODEL@TRAIN_SEED (a non-negative "
+                             "integer)")
+        get_model_spec(model)
+        members.append((model, int(seed) if seed else None))
+    if len(members) < 2 or len(set(members)) < len(members):
+        raise ValueError(f"--weak_ensemble={value!r}: give at least two different members (MODEL or "
+                         "MODEL@TRAIN_SEED), e.g. gpt2@1,gpt2@2")
+    for _, seed in members:
+        if seed is not None:
+            check_seed(seed, "weak_ensemble's train seeds")
+    return members
+
+
+def canonical_ensemble(value: str, seed: int) -> str:
+    """Members as named in the folder: a train seed equal to --seed is the plain run, written "model"."""
+    members = [(model, None if t == seed else t) for model, t in parse_ensemble(value)]
+    if len(set(members)) < len(members):
+        raise ValueError(f"--weak_ensemble={value!r} names the same run twice (MODEL@{seed} is MODEL's run "
+                         f"with --seed={seed})")
+    return ",".join(model if t is None else f"{model}@{t}" for model, t in members)
+
+
+def ensemble_member_configs(cfg: RunConfig) -> list[RunConfig]:
+    """The ground-truth runs whose labels a weak ensemble averages. A member's train seed equal to --seed is
+    the plain ground-truth run (train_seed None), so the sweep's own weak run is reused."""
+    return [weak_run_config(replace(cfg, weak_model_size=model, weak_ensemble=None,
+                                    train_seed=None if seed in (None, cfg.seed) else seed))
+            for model, seed in parse_ensemble(cfg.weak_ensemble)]
+
+
+def training_seed(cfg: RunConfig) -> int:
+    return cfg.seed if cfg.train_seed is None else cfg.train_seed
 
 
 def parse_chain(value: str, flag: str = "bootstrap_chain") -> list[str]:
@@ -257,7 +316,7 @@ def chain_root_config(cfg: RunConfig) -> RunConfig:
 
 
 def is_transfer(cfg: RunConfig) -> bool:
-    return cfg.weak_model_size is not None or cfg.weak_labels_path is not None
+    return cfg.weak_model_size is not None or cfg.weak_labels_path is not None or cfg.weak_ensemble is not None
 
 
 def with_defaults(cfg: RunConfig) -> RunConfig:
@@ -361,6 +420,10 @@ def result_dict(cfg: RunConfig) -> dict:
     elif cfg.weak_labels_path is not None:
         out["weak_model"] = read_weak_labels_config(cfg.weak_labels_path)
         out["weak_model_size"] = out["weak_model"].get("model_size")
+    elif cfg.weak_ensemble is not None:  # the first member stands for the ensemble as the PGR floor
+        out["weak_ensemble_members"] = [result_dict(member) for member in ensemble_member_configs(cfg)]
+        out["weak_model"] = out["weak_ensemble_members"][0]
+        out["weak_model_size"] = out["weak_model"]["model_size"]
     return out
 
 

@@ -2,8 +2,9 @@
 
 A ground-truth run trains on the first half of the training docs and writes its
 predictions on the second half as weak labels. A transfer run trains on such
-weak labels; a link of a bootstrapping chain trains on one slice of them and
-labels the next (`bootstrap_slices`). Every check a user can fail runs before
+weak labels (or the mean of several runs' labels: `average_weak_labels`); a link
+of a bootstrapping chain trains on one slice of them and labels the next
+(`bootstrap_slices`). Every check a user can fail runs before
 anything is written.
 """
 
@@ -24,9 +25,10 @@ import torch
 from weak_to_strong import atomic, metrics, results
 from weak_to_strong.batching import Examples
 from weak_to_strong.checks import check_predictions
-from weak_to_strong.config import (RunConfig, balance, chain_hop, chain_length, chain_root_config, hands_on_labels,
-                                   is_transfer, result_dict, token_budgets, use_fsdp, weak_run_config, with_defaults,
-                                   with_doc_counts, writes_weak_labels)
+from weak_to_strong.config import (RunConfig, balance, chain_hop, chain_length, chain_root_config,
+                                   ensemble_member_configs, hands_on_labels, is_transfer, result_dict, token_budgets,
+                                   training_seed, use_fsdp, weak_run_config, with_defaults, with_doc_counts,
+                                   writes_weak_labels)
 from weak_to_strong.datasets import column_list, data_revision, load_dataset
 from weak_to_strong.distributed import DataParallel, check_fsdp_optimizer, init_data_parallel
 from weak_to_strong.eval import accuracy, eval_token_budget, predict_probs
@@ -84,7 +86,16 @@ def upload_run(cfg: RunConfig, run_path: Path) -> None:
     results.mark_uploaded(run_path, cfg.sync_command)
 
 
-def find_weak_labels(cfg: RunConfig) -> Path:
+def find_all_weak_labels(cfg: RunConfig) -> list[Path]:
+    """The weak labels a transfer run trains on: one run's, or each member's of a weak ensemble."""
+    if cfg.weak_ensemble is None:
+        return [find_weak_labels(cfg)]
+    return [find_weak_labels(replace(cfg, weak_model_size=member.model_size, weak_ensemble=None,
+                                     train_seed=member.train_seed), member)
+            for member in ensemble_member_configs(cfg)]
+
+
+def find_weak_labels(cfg: RunConfig, weak_cfg: RunConfig | None = None) -> Path:
     """The weak labels a transfer run trains on; a ValueError says which run to do first."""
     if cfg.weak_labels_path is not None:
         path = Path(cfg.weak_labels_path)
@@ -92,14 +103,16 @@ def find_weak_labels(cfg: RunConfig) -> Path:
             raise ValueError(f"--weak_labels_path={cfg.weak_labels_path!r} does not exist")
         check_weak_labels_dataset(path, cfg.ds_name)
         return path
-    weak_cfg = weak_run_config(cfg)
+    weak_cfg = weak_cfg or weak_run_config(cfg)
     path = results.weak_labels_dir(weak_cfg)
     if not path.is_dir():
         sync(cfg, "download", path.parent)
     if not path.is_dir():
         raise ValueError(
             f"no weak labels at {str(path)!r}; run the run that writes them first: "
-            f"python train_simple.py --model_size={cfg.weak_model_size} --ds_name={cfg.ds_name} (with the same flags)"
+            f"python train_simple.py --model_size={weak_cfg.model_size} --ds_name={cfg.ds_name}"
+            + (f" --train_seed={weak_cfg.train_seed}" if weak_cfg.train_seed is not None else "")
+            + " (with the same flags)"
         )
     if not results.is_finished(path.parent):
         raise ValueError(
@@ -141,9 +154,10 @@ def resolve_doc_counts(cfg: RunConfig, splits: dict | None = None, announce: boo
     return resolved
 
 
-def load_run_data(cfg: RunConfig, splits: dict, tokenizer, max_ctx: int, weak_labels: Path | None) -> RunData:
+def load_run_data(cfg: RunConfig, splits: dict, tokenizer, max_ctx: int, weak_labels: list[Path] | None) -> RunData:
     if weak_labels is not None:
-        train, to_label = results.load_weak_labels(weak_labels), None
+        train = average_weak_labels([results.load_weak_labels(path) for path in weak_labels], weak_labels)
+        to_label = None
         if cfg.bootstrap_chain is not None:
             train, to_label = bootstrap_slices(cfg, train)
     else:
@@ -158,9 +172,25 @@ def load_run_data(cfg: RunConfig, splits: dict, tokenizer, max_ctx: int, weak_la
         check_no_empty_documents(ds, f"{cfg.ds_name!r} ({name})", cfg.model_size)
     count_steps(len(data.train), cfg.batch_size, cfg.epochs)  # at least one full batch, else a ValueError now
     check_train_size(cfg.loss, len(data.train))
-    if weak_labels is not None:
-        data.weak_predictions = results.read_predictions(Path(weak_labels).parent)
+    if weak_labels is not None:  # a weak ensemble's first member stands for it (as in config.json)
+        data.weak_predictions = results.read_predictions(Path(weak_labels[0]).parent)
     return data
+
+
+def average_weak_labels(members: list, paths: list[Path]):
+    """One run's weak labels as they are; several runs' (a weak ensemble) as the mean of their soft labels,
+    hard labels their argmax. The members labelled the same documents (same --seed, so the same halves),
+    which is checked by id."""
+    if len(members) == 1:
+        return members[0]
+    first = members[0]
+    for ds, path in zip(members[1:], paths[1:]):
+        if column_list(ds, "id") != column_list(first, "id"):
+            raise ValueError(f"the weak ensemble's members labelled different documents: {str(path)!r} and "
+                             f"{str(paths[0])!r} (members must share every flag but the model and --train_seed)")
+    mean = torch.tensor([column_list(ds, "soft_label") for ds in members], dtype=torch.float64).mean(dim=0)
+    return first.remove_columns(["soft_label", "hard_label"]).add_column("soft_label", mean.tolist()) \
+        .add_column("hard_label", mean.argmax(dim=-1).tolist())
 
 
 def bootstrap_slices(cfg: RunConfig, weak_labels):
@@ -260,7 +290,7 @@ def reusable_summary(cfg: RunConfig, run_path: Path, dp: DataParallel, quiet: bo
 
 def train_run(cfg: RunConfig, splits: dict, run_path: Path, dp: DataParallel) -> dict:
     """Every check a user can fail, then the model, then an emptied run folder, training and the results."""
-    weak_labels = dp.main_first(lambda: find_weak_labels(cfg)) if is_transfer(cfg) else None
+    weak_labels = dp.main_first(lambda: find_all_weak_labels(cfg)) if is_transfer(cfg) else None
     config = result_dict(cfg)
     revision = data_revision(cfg.ds_name, cfg.data_dir)
     if revision is not None:
@@ -270,7 +300,7 @@ def train_run(cfg: RunConfig, splits: dict, run_path: Path, dp: DataParallel) ->
     if fsdp:
         check_fsdp_optimizer(defaults.optim)
     spec = get_model_spec(cfg.model_size)
-    seed_everything(cfg.seed)
+    seed_everything(training_seed(cfg))
     # Rank 0 fetches (or builds) the model files first; the other ranks then find them in place.
     tokenizer = dp.main_first(lambda: load_tokenizer(spec))
     max_ctx = min(cfg.max_ctx, max_positions(load_model_config(spec)) or cfg.max_ctx)
@@ -327,7 +357,8 @@ def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, dp: Da
         return {"eval_accuracy": accuracy(predict(test_ex), test_ex.labels)}
 
     settings = TrainSettings(batch_size=cfg.batch_size, minibatch_size=cfg.minibatch_size_per_device,
-                             epochs=cfg.epochs, lr=cfg.lr, optim=cfg.optim, lr_schedule=cfg.lr_schedule, seed=cfg.seed,
+                             epochs=cfg.epochs, lr=cfg.lr, optim=cfg.optim, lr_schedule=cfg.lr_schedule,
+                             seed=training_seed(cfg),
                              train_with_dropout=cfg.train_with_dropout, eval_every=cfg.eval_every,
                              precision=cfg.precision, minibatch_token_budget=minibatch_tokens, pack=cfg.pack)
     logger.log({"precision": cfg.precision, "device": str(device)})

@@ -20,7 +20,8 @@ from weak_to_strong import executors, results
 from weak_to_strong.config import GROUND_TRUTH_LOSS, RunConfig, parse_chain, weak_run_config, writes_weak_labels
 from weak_to_strong.eval import pgr
 
-SWEEP_OWNED_FLAGS = ("model_size", "weak_model_size", "weak_labels_path", "bootstrap_chain")
+SWEEP_OWNED_FLAGS = ("model_size", "weak_model_size", "weak_labels_path", "bootstrap_chain", "weak_ensemble",
+                     "train_seed")
 EXECUTORS = ("serial", "local", "slurm")
 SUBMITIT_CLUSTERS = ("slurm", "local", "debug")
 
@@ -72,6 +73,9 @@ class SweepOptions:
     bootstrap: bool = False
     """Also run a bootstrapping chain over --model_sizes (in size order): each size trained on the labels of
     the one before it, the last compared with direct transfer from the first. Adds runs; changes none."""
+    ensemble_seeds: object = None
+    """Also train each pair's strong model on the mean soft labels of its weak model's ground-truth runs with
+    these training seeds (--train_seed; the documents follow --seed), e.g. --ensemble_seeds=0,1,2."""
 
     def __post_init__(self):
         if self.bootstrap not in (True, False):
@@ -84,6 +88,11 @@ class SweepOptions:
         self.seeds = parse_int_list(self.seeds, "seeds")
         if self.seeds is not None:
             refuse_repeats(self.seeds, "seeds")
+        self.ensemble_seeds = parse_int_list(self.ensemble_seeds, "ensemble_seeds")
+        if self.ensemble_seeds is not None:
+            refuse_repeats(self.ensemble_seeds, "ensemble_seeds")
+            if len(self.ensemble_seeds) < 2:
+                raise ValueError(f"--ensemble_seeds={self.ensemble_seeds[0]} is one seed; an ensemble needs at least 2")
         self.gpus = parse_int_list(self.gpus, "gpus")
         for name in ("gpus_per_run", "max_parallel", "slurm_cpus_per_run", "slurm_time_min"):
             value = getattr(self, name)
@@ -117,18 +126,38 @@ class PlannedRun:
     """None: the sweep's --seed."""
     chain: tuple[str, ...] | None = None
     """A bootstrapping chain this run is a link of (weak model first)."""
+    train_seed: int | None = None
+    """A ground-truth run's --train_seed (a weak ensemble's member); None: its seed."""
+    ensemble: tuple[int | None, ...] | None = None
+    """A weak ensemble's members: the train seeds of weak_model_size's ground-truth runs (None: the plain run)."""
 
     @property
     def label(self) -> str:
         name = self.model_size if self.weak_model_size is None else f"{self.weak_model_size}->{self.model_size}"
         if self.chain is not None:
             name = "->".join(self.chain[:self.chain.index(self.model_size) + 1]) + " (bootstrap)"
+        if self.ensemble is not None:
+            name = f"{self.weak_ensemble}->{self.model_size}"
+        if self.train_seed is not None:
+            name += f" train_seed={self.train_seed}"
         return name if self.seed is None else f"{name} seed={self.seed}"
 
     @property
-    def floor_model(self) -> str | None:
-        """The model whose ground-truth run is this transfer run's weak floor: a chain's first."""
-        return self.chain[0] if self.chain is not None else self.weak_model_size
+    def weak_ensemble(self) -> str | None:
+        """The --weak_ensemble value: "model" for the plain run, "model@train_seed" for the others."""
+        if self.ensemble is None:
+            return None
+        return ",".join(self.weak_model_size if t is None else f"{self.weak_model_size}@{t}" for t in self.ensemble)
+
+    def members(self) -> tuple["PlannedRun", ...]:
+        return tuple(PlannedRun(self.weak_model_size, seed=self.seed, train_seed=t) for t in self.ensemble)
+
+    def floor(self) -> "PlannedRun":
+        """The ground-truth run that is this transfer run's weak floor: a chain's first model's, an ensemble's
+        first member (as config.json's weak_model)."""
+        if self.ensemble is not None:
+            return self.members()[0]
+        return PlannedRun(self.chain[0] if self.chain is not None else self.weak_model_size, seed=self.seed)
 
 
 def parse_model_sizes(model_sizes) -> list[str]:
@@ -148,9 +177,11 @@ def refuse_repeats(values: list, flag: str) -> None:
         raise ValueError(f"--{flag} lists {', '.join(repeated)} more than once; give each once")
 
 
-def plan_sweep(model_sizes: list[str], seeds: list[int] | None = None, bootstrap: bool = False) -> list[PlannedRun]:
+def plan_sweep(model_sizes: list[str], seeds: list[int] | None = None, bootstrap: bool = False,
+               ensemble_seeds: list[int] | None = None, base_seed: int = 0) -> list[PlannedRun]:
     """Per seed: ground-truth runs for each size, then every pair whose strong model is at or after the weak one,
-    then (bootstrap) the links of the chain through all the sizes."""
+    then (bootstrap) the links of the chain through all the sizes, then (ensemble_seeds) the ensemble members
+    and each pair trained on its weak model's ensemble. `base_seed`: the seed of runs planned with seed None."""
     plan = []
     for seed in seeds or [None]:
         plan += [PlannedRun(size, seed=seed) for size in model_sizes]
@@ -158,7 +189,19 @@ def plan_sweep(model_sizes: list[str], seeds: list[int] | None = None, bootstrap
         if bootstrap:
             chain = tuple(model_sizes)
             plan += [PlannedRun(strong, weak, seed, chain) for weak, strong in zip(chain, chain[1:])]
+        if ensemble_seeds:
+            plan += plan_ensembles(model_sizes, seed, ensemble_seeds, base_seed if seed is None else seed)
     return plan
+
+
+def plan_ensembles(model_sizes: list[str], seed: int | None, train_seeds: list[int],
+                   data_seed: int) -> list[PlannedRun]:
+    """The member runs not planned already (a train seed equal to the data seed is the plain run), then a
+    transfer run per pair on the members' mean labels."""
+    ensemble = tuple(None if t == data_seed else t for t in train_seeds)
+    plan = [PlannedRun(weak, seed=seed, train_seed=t) for weak in model_sizes for t in ensemble if t is not None]
+    return plan + [PlannedRun(strong, weak, seed, ensemble=ensemble)
+                   for i, weak in enumerate(model_sizes) for strong in model_sizes[i:]]
 
 
 def dependencies(run: PlannedRun) -> tuple[PlannedRun, ...]:
@@ -166,6 +209,8 @@ def dependencies(run: PlannedRun) -> tuple[PlannedRun, ...]:
     chain's link before (which needs the ground-truth run of the chain's first model)."""
     if run.weak_model_size is None:
         return ()
+    if run.ensemble is not None:
+        return run.members()
     if run.chain is not None and run.chain.index(run.model_size) > 1:
         return (PlannedRun(run.weak_model_size, run.chain[run.chain.index(run.weak_model_size) - 1], run.seed,
                            run.chain),)
@@ -177,10 +222,11 @@ def run_config(base: RunConfig, run: PlannedRun) -> RunConfig:
     `weak_run_config`), so `--loss=logconf` applies to the transfer runs and they find their labels."""
     seed = base.seed if run.seed is None else run.seed
     if run.weak_model_size is None:
-        return weak_run_config(replace(base, weak_model_size=run.model_size, seed=seed))
+        return weak_run_config(replace(base, weak_model_size=run.model_size, seed=seed, train_seed=run.train_seed))
     chain = None if run.chain is None else ",".join(run.chain)
-    return replace(base, model_size=run.model_size, weak_model_size=run.weak_model_size, seed=seed,
-                   bootstrap_chain=chain)
+    weak = None if run.ensemble is not None else run.weak_model_size
+    return replace(base, model_size=run.model_size, weak_model_size=weak, seed=seed, bootstrap_chain=chain,
+                   weak_ensemble=run.weak_ensemble)
 
 
 def explicit_flags(flags: dict) -> dict:
@@ -203,10 +249,14 @@ def format_flag(name: str, value) -> str:
 
 def train_simple_command(flags: dict, run: PlannedRun) -> list[str]:
     args = {**flags, "model_size": run.model_size}
-    if run.weak_model_size is not None:
+    if run.ensemble is not None:
+        args["weak_ensemble"] = run.weak_ensemble
+    elif run.weak_model_size is not None:
         args["weak_model_size"] = run.weak_model_size
     elif "loss" in args:
         args["loss"] = GROUND_TRUTH_LOSS  # see run_config
+    if run.train_seed is not None:
+        args["train_seed"] = run.train_seed
     if run.chain is not None:
         args["bootstrap_chain"] = ",".join(run.chain)
     if run.seed is not None:
@@ -300,7 +350,7 @@ def run_sweep(model_sizes, **flags) -> list[dict]:
     flags = explicit_flags(flags)
     base = RunConfig(**flags)  # validates every forwarded flag before any run starts
     results.check_folder_path(base.results_folder)
-    plan = plan_sweep(sizes, options.seeds, options.bootstrap)
+    plan = plan_sweep(sizes, options.seeds, options.bootstrap, options.ensemble_seeds, base.seed)
     configs = resolve_run_configs(base, plan)
     jobs = make_jobs(base, flags, plan, options, configs)
     if options.dry_run:
@@ -318,8 +368,8 @@ def run_sweep(model_sizes, **flags) -> list[dict]:
 
 def summarize_sweep(base: RunConfig, plan: list[PlannedRun],
                     configs: dict[PlannedRun, RunConfig] | None = None) -> list[dict]:
-    """Accuracy of every finished run, and the PGR of each transfer run against its weak floor (a chain's first
-    model's) and strong ceiling."""
+    """Accuracy of every finished run, and the PGR of each transfer run against its weak floor (`PlannedRun.floor`)
+    and strong ceiling."""
     configs = configs or resolve_run_configs(base, plan)
     acc = {}
     for run in plan:
@@ -329,7 +379,7 @@ def summarize_sweep(base: RunConfig, plan: list[PlannedRun],
     for run in plan:
         row = {"run": run.label, "accuracy": acc[run], "pgr": None}
         if run.weak_model_size is not None:
-            weak = acc[PlannedRun(run.floor_model, seed=run.seed)]
+            weak = acc[run.floor()]
             ceiling = acc[PlannedRun(run.model_size, seed=run.seed)]
             if None not in (weak, acc[run], ceiling):
                 row["pgr"] = pgr(weak, acc[run], ceiling)
