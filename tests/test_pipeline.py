@@ -128,6 +128,10 @@ def test_save_model_writes_weights(tiny_flags):
 @pytest.mark.parametrize("change, message", [
     (dict(model_size="toy-large", weak_model_size="toy-small"), "no weak labels at .*run the ground-truth run first"),
     (dict(weak_labels_path="/does/not/exist"), "--weak_labels_path='/does/not/exist' does not exist"),
+    (dict(model_size="toy-large", weak_ensemble="toy-small@1,toy-small@2"),
+     "no weak labels at .*run the ground-truth run first: .*--model_size=toy-small .*--train_seed=1 "),
+    (dict(model_size="toy-large", weak_model_size="tb-m", bootstrap_chain="toy-small,tb-m,toy-large"),
+     "run the bootstrapping link before first: .*--model_size=tb-m .*--weak_model_size=toy-small "),
     (dict(weak_labels_path=str(REPO / "tests")), "no weak labels at .*tests': neither a saved dataset nor a run folder"),
     (dict(max_ctx=1), "no train docs .* left after the max_ctx=1 token filter"),
     (dict(batch_size=128), "training documents x --epochs=1 make no full batch of --batch_size=128"),

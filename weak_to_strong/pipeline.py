@@ -109,18 +109,24 @@ def find_weak_labels(cfg: RunConfig, weak_cfg: RunConfig | None = None) -> Path:
         sync(cfg, "download", path.parent)
     if not path.is_dir():
         raise ValueError(
-            f"no weak labels at {str(path)!r}; run the run that writes them first: "
+            f"no weak labels at {str(path)!r}; run the {describe_run(weak_cfg)} first: "
             f"python train_simple.py --model_size={weak_cfg.model_size} --ds_name={cfg.ds_name}"
-            + (f" --train_seed={weak_cfg.train_seed}" if weak_cfg.train_seed is not None else "")
-            + " (with the same flags)"
+            + "".join(f" --{name}={getattr(weak_cfg, name)}" for name in ("weak_model_size", "train_seed")
+                      if getattr(weak_cfg, name) is not None)
+            + (" (with the same flags, and --bootstrap_chain)" if weak_cfg.bootstrap_chain
+               else " (with the same flags)")
         )
     if not results.is_finished(path.parent):
         raise ValueError(
-            f"the ground-truth run {str(path.parent)!r} has weak labels but no {results.SUMMARY_FILE} (was it "
-            f"killed?); finish it first: python train_simple.py --model_size={cfg.weak_model_size} "
+            f"the {describe_run(weak_cfg)} {str(path.parent)!r} has weak labels but no {results.SUMMARY_FILE} "
+            f"(was it killed?); finish it first: python train_simple.py --model_size={cfg.weak_model_size} "
             f"--ds_name={cfg.ds_name} (with the same flags)"
         )
     return path
+
+
+def describe_run(cfg: RunConfig) -> str:
+    return "bootstrapping link before" if cfg.bootstrap_chain else "ground-truth run"
 
 
 def check_weak_labels_dataset(path: Path, ds_name: str) -> None:
