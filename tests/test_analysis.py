@@ -207,6 +207,15 @@ def test_a_bootstrapping_chain_is_a_pair_of_its_first_and_last_model_in_a_varian
     assert only(table, variant=f"bootstrap_chain={chain}")["pgr"] == pytest.approx(0.75)
 
 
+def test_s2s_rounds_are_pairs_of_the_weak_model_in_a_variant_per_round(tmp_path):
+    make_pair(tmp_path, 0.6, 0.8, 0.7)
+    for k, acc in ((0, 0.65), (1, 0.75)):
+        make_run(tmp_path, acc, "gpt2-medium", weak="gpt2", s2s_round=k, s2s_total=1)
+    table = table_for(tmp_path)
+    assert len(table) == 3 and {r["weak_model_size"] for r in table} == {"gpt2"}
+    assert sorted(r["pgr"] for r in table) == pytest.approx([0.25, 0.5, 0.75])
+
+
 # ---------------------------------------------------------------- train_weak_to_strong.py summaries
 
 def write_summary(folder: Path, weak: str, strong: str, seed: int, accs: tuple, ds_name: str = "sciq") -> Path:

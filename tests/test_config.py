@@ -228,3 +228,21 @@ def test_ensemble_and_train_seed_runs_have_their_own_folders_and_off_changes_no_
 def test_bad_ensembles_name_the_value(change, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         RunConfig(model_size="gpt2-medium", **change)
+
+
+def test_s2s_rounds_have_their_own_folders_and_read_the_round_before():
+    plain = RunConfig(model_size="gpt2-medium", weak_model_size="gpt2")
+    rounds = [RunConfig(model_size="gpt2-medium", weak_model_size="gpt2", s2s_round=k, s2s_total=2) for k in range(3)]
+    assert len({config_name(c) for c in (plain, *rounds)}) == 4 and "round" not in config_name(plain)
+    assert result_dict(rounds[2])["weak_model"] == result_dict(rounds[1])
+    assert result_dict(rounds[0])["weak_model"] == result_dict(RunConfig(model_size="gpt2"))
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(s2s_round=3, s2s_total=2), "--s2s_round must be an integer from 0 to --s2s_total=2, got 3"),
+    (dict(s2s_round=0), "--s2s_total must be a positive integer, got None"),
+    (dict(s2s_round=0, s2s_total=1, weak_model_size=None), "need --weak_model_size"),
+])
+def test_bad_s2s_rounds_name_the_value(change, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig(**{"model_size": "gpt2-medium", "weak_model_size": "gpt2", **change})

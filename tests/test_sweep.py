@@ -107,14 +107,15 @@ CHAIN = ("tb-s", "tb-m", "tb-l")
 
 
 def record_training_sets(monkeypatch) -> dict:
-    """Every run's training set as the pipeline loads it, keyed by (model, weak model, chain or ensemble)."""
+    """Every run's training set as the pipeline loads it, keyed by (model, weak model, chain, ensemble or round)."""
     from weak_to_strong import pipeline
 
     seen, load = {}, pipeline.load_run_data
 
     def recording(cfg, *args):
         data = load(cfg, *args)
-        seen[(cfg.model_size, cfg.weak_model_size, cfg.bootstrap_chain or cfg.weak_ensemble)] = data.train
+        s2s = None if cfg.s2s_round is None else f"round {cfg.s2s_round}"
+        seen[(cfg.model_size, cfg.weak_model_size, cfg.bootstrap_chain or cfg.weak_ensemble or s2s)] = data.train
         return data
 
     monkeypatch.setattr(pipeline, "load_run_data", recording)
@@ -179,6 +180,8 @@ def test_bootstrap_plans_links_after_the_sweep_and_each_waits_for_the_one_before
     (["--model_sizes=tb-s,tb-m", "--ensemble_seeds=1"], "--ensemble_seeds=1 is one seed; an ensemble needs at least 2"),
     (["--model_sizes=tb-s,tb-m", "--ensemble_seeds=1,1"], "--ensemble_seeds lists 1 more than once"),
     (["--model_sizes=tb-s,tb-m", "--ensemble_seeds=a,b"], "--ensemble_seeds must be a comma-separated list"),
+    (["--model_sizes=tb-s,tb-m", "--s2s_rounds=0"], "--s2s_rounds must be a positive integer, got 0"),
+    (["--model_sizes=tb-s,tb-m", "--s2s_round=1"], "sweep.py sets --s2s_round itself"),
 ])
 def test_bad_stage_input_is_one_line_before_anything_is_written(tmp_path, args, message):
     out = subprocess.run([sys.executable, "sweep.py", *args, "--ds_name=synthetic", f"--results_folder={tmp_path}"],
@@ -235,3 +238,47 @@ def test_ensemble_plan_reuses_the_plain_run_and_waits_for_every_member():
     cmd = train_simple_command({}, ensembles[0])
     assert "--weak_ensemble=toy-small@3,toy-small,toy-small@1" in cmd and not any("--weak_model_size" in a for a in cmd)
     assert "--train_seed=3" in train_simple_command({}, members[0])
+
+
+def test_s2s_round_k_trains_on_round_k_minus_1s_labels(tmp_path, monkeypatch):
+    from datasets import load_from_disk
+
+    from weak_to_strong.sweep import run_sweep
+
+    seen = record_training_sets(monkeypatch)
+    flags = dict(ds_name="synthetic", n_docs=240, n_test_docs=50, epochs=1, batch_size=16,
+                 results_folder=str(tmp_path / "results"))
+    rows = run_sweep("toy-small,toy-large", s2s_rounds=2, **flags)
+    base = RunConfig(**flags)
+    weak = load_from_disk(str(results.run_dir(run_config(base, PlannedRun("toy-small"))) / "weak_labels"))
+    rounds = [results.run_dir(run_config(base, PlannedRun("toy-large", "toy-small", s2s=(k, 2)))) for k in range(3)]
+    assert [path.name.endswith(f"-round={k}-rounds=2-weak=toy-small") for k, path in enumerate(rounds)] == [True] * 3
+    third = len(weak) // 3
+    trained = [seen[("toy-large", "toy-small", f"round {k}")] for k in range(3)]
+    # Round 0 trains on the weak model's labels of the first third of its held-out half; rounds 0 and 1 label
+    # the next third (ground truth kept), and round k trains on exactly round k - 1's labels.
+    assert list(trained[0]["id"]) == weak["id"][:third]
+    assert list(trained[0]["soft_label"]) == weak["soft_label"][:third]
+    for k in (1, 2):
+        handed_on = load_from_disk(str(rounds[k - 1] / "weak_labels"))
+        assert handed_on["id"] == weak["id"][k * third:(k + 1) * third]
+        assert handed_on["gt_label"] == weak["gt_label"][k * third:(k + 1) * third]
+        assert list(trained[k]["id"]) == handed_on["id"] and list(trained[k]["soft_label"]) == handed_on["soft_label"]
+        config = results.read_json_file(rounds[k] / "config.json")
+        assert config["weak_model"] == results.read_json_file(rounds[k - 1] / "config.json")
+    assert not (rounds[2] / "weak_labels").exists()
+    # 2 ground-truth runs, 3 pairs, 3 rounds of toy-small->toy-large: each in a folder of its own.
+    assert len([p for p in (tmp_path / "results" / "default").iterdir() if not p.name.startswith(".")]) == 8
+    assert {r["run"]: r for r in rows}["toy-small->toy-large s2s round 2/2"]["pgr"] is not None
+
+
+def test_s2s_plan_chains_each_round_to_the_one_before():
+    from weak_to_strong.sweep import dependencies
+
+    plan = plan_sweep(["toy-small", "toy-large"], s2s_rounds=2)
+    rounds = [r for r in plan if r.s2s is not None]
+    assert [r.label for r in rounds] == [f"toy-small->toy-large s2s round {k}/2" for k in range(3)]
+    assert dependencies(rounds[0]) == (PlannedRun("toy-small"),)
+    assert dependencies(rounds[2]) == (rounds[1],)
+    cmd = train_simple_command({}, rounds[1])
+    assert "--s2s_round=1" in cmd and "--s2s_total=2" in cmd and "--weak_model_size=toy-small" in cmd

@@ -71,7 +71,12 @@ class RunConfig:
     results stay comparable). Named in the folder (bal=1) only when on."""
     bootstrap_chain: str | None = result_field(None, "chain", omit_if=None)
     """Bootstrapping (set by `sweep.py --bootstrap=True`): the whole ladder "w,m1,...,s" this transfer run is a
-    link of, smallest first; --weak_model_size is the link before this run's model. See `bootstrap_slices`."""
+    link of, smallest first; --weak_model_size is the link before this run's model. See `pipeline.label_slices`."""
+    s2s_round: int | None = result_field(None, "round", omit_if=None)
+    """Strong-to-strong rounds (set by `sweep.py --s2s_rounds=K`): this run's round k of s2s_total. Round 0 trains
+    on --weak_model_size's labels, round k on round k - 1's predictions. See `pipeline.label_slices`."""
+    s2s_total: int | None = result_field(None, "rounds", omit_if=None)
+    """The number of strong-to-strong rounds after round 0 in this run's series (K)."""
     train_seed: int | None = result_field(None, "tseed", omit_if=None)
     """Seed of training alone (data order, dropout); None: --seed. The documents,
     their halves and the test set still follow --seed, so runs that differ only here label the same
@@ -220,6 +225,7 @@ def validate_config(cfg: RunConfig) -> None:
         raise ValueError(f"--n_docs={cfg.n_docs} is too small to split into two halves (need at least 2)")
     if cfg.bootstrap_chain is not None:
         check_chain_link(cfg)
+    check_s2s_round(cfg)
     if cfg.weak_ensemble is not None:
         parse_ensemble(cfg.weak_ensemble)
 
@@ -289,6 +295,19 @@ def check_chain_link(cfg: RunConfig) -> None:
                          f"--weak_model_size={cfg.weak_model_size!r} is not a link of it")
 
 
+def check_s2s_round(cfg: RunConfig) -> None:
+    """A strong-to-strong round: 0 <= round <= total, a plain transfer run's series (one weak model)."""
+    if cfg.s2s_round is None and cfg.s2s_total is None:
+        return
+    total, k = cfg.s2s_total, cfg.s2s_round
+    if isinstance(total, bool) or not isinstance(total, int) or total < 1:
+        raise ValueError(f"--s2s_total must be a positive integer, got {total!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= total:
+        raise ValueError(f"--s2s_round must be an integer from 0 to --s2s_total={total}, got {k!r}")
+    if cfg.weak_model_size is None or cfg.bootstrap_chain is not None:
+        raise ValueError("strong-to-strong rounds (--s2s_round) need --weak_model_size, and no --bootstrap_chain")
+
+
 def chain_hop(cfg: RunConfig) -> int:
     """A chain link's place: 1 for the model trained on the weak model's labels, up to the chain's length - 1."""
     return parse_chain(cfg.bootstrap_chain).index(cfg.model_size)
@@ -299,20 +318,34 @@ def chain_length(cfg: RunConfig) -> int:
     return len(parse_chain(cfg.bootstrap_chain)) - 1
 
 
+def label_slice(cfg: RunConfig) -> tuple[int, int] | None:
+    """For a run of a series that passes labels on (a bootstrapping chain, strong-to-strong rounds): its place
+    in the series, from 1, and the series' length; the weak model's held-out half is cut into that many
+    slices (`pipeline.label_slices`). None for other runs."""
+    if cfg.bootstrap_chain is not None:
+        return chain_hop(cfg), chain_length(cfg)
+    if cfg.s2s_round is not None:
+        return cfg.s2s_round + 1, cfg.s2s_total + 1
+    return None
+
+
 def hands_on_labels(cfg: RunConfig) -> bool:
-    """A chain link before the last labels documents for the next link."""
-    return cfg.bootstrap_chain is not None and chain_hop(cfg) < chain_length(cfg)
+    """A chain link or s2s round before the last labels documents for the next."""
+    place = label_slice(cfg)
+    return place is not None and place[0] < place[1]
 
 
 def writes_weak_labels(cfg: RunConfig) -> bool:
-    """Ground-truth runs and all but the last link of a bootstrapping chain write weak_labels/."""
+    """Ground-truth runs, and all but the last run of a bootstrapping chain or s2s series, write weak_labels/."""
     return not is_transfer(cfg) or hands_on_labels(cfg)
 
 
-def chain_root_config(cfg: RunConfig) -> RunConfig:
-    """The ground-truth run of a chain's weak model: its weak labels hold every document the chain uses."""
-    return replace(cfg, model_size=parse_chain(cfg.bootstrap_chain)[0], loss=GROUND_TRUTH_LOSS,
-                   weak_model_size=None, weak_labels_path=None, bootstrap_chain=None)
+def series_root_config(cfg: RunConfig) -> RunConfig:
+    """The ground-truth run of a chain's or s2s series' weak model: its weak labels hold every document the
+    series uses."""
+    weak = parse_chain(cfg.bootstrap_chain)[0] if cfg.bootstrap_chain is not None else cfg.weak_model_size
+    return replace(cfg, model_size=weak, loss=GROUND_TRUTH_LOSS, weak_model_size=None, weak_labels_path=None,
+                   bootstrap_chain=None, s2s_round=None, s2s_total=None)
 
 
 def is_transfer(cfg: RunConfig) -> bool:
@@ -372,7 +405,8 @@ GROUND_TRUTH_LOSS = "xent"
 
 
 def weak_run_config(cfg: RunConfig) -> RunConfig:
-    """The run whose labels a transfer run trains on: a ground-truth run, or a bootstrapping chain's link before.
+    """The run whose labels a transfer run trains on: a ground-truth run, a bootstrapping chain's link before,
+    or the s2s round before.
 
     Same flags, with the weak model, xent, and the weak model's own default lr
     and optimizer where the user gave none. A chain's middle links train with the run's own loss, as its
@@ -382,8 +416,10 @@ def weak_run_config(cfg: RunConfig) -> RunConfig:
     if cfg.bootstrap_chain is not None and chain_hop(cfg) > 1:  # the link before: a transfer run of the chain
         models = parse_chain(cfg.bootstrap_chain)
         return replace(cfg, model_size=cfg.weak_model_size, weak_model_size=models[chain_hop(cfg) - 2])
+    if cfg.s2s_round:  # the round before: the same strong model's transfer run
+        return replace(cfg, s2s_round=cfg.s2s_round - 1)
     return replace(cfg, model_size=cfg.weak_model_size, loss=GROUND_TRUTH_LOSS, weak_model_size=None,
-                   weak_labels_path=None, bootstrap_chain=None)
+                   weak_labels_path=None, bootstrap_chain=None, s2s_round=None, s2s_total=None)
 
 
 WEAK_LABELS_DIR = "weak_labels"

@@ -4,7 +4,7 @@ A ground-truth run trains on the first half of the training docs and writes its
 predictions on the second half as weak labels. A transfer run trains on such
 weak labels (or the mean of several runs' labels: `average_weak_labels`); a link
 of a bootstrapping chain trains on one slice of them and labels the next
-(`bootstrap_slices`). Every check a user can fail runs before
+(`label_slices`), as does a strong-to-strong round. Every check a user can fail runs before
 anything is written.
 """
 
@@ -25,10 +25,9 @@ import torch
 from weak_to_strong import atomic, metrics, results
 from weak_to_strong.batching import Examples
 from weak_to_strong.checks import check_predictions
-from weak_to_strong.config import (RunConfig, balance, chain_hop, chain_length, chain_root_config,
-                                   ensemble_member_configs, hands_on_labels, is_transfer, result_dict, token_budgets,
-                                   training_seed, use_fsdp, weak_run_config, with_defaults, with_doc_counts,
-                                   writes_weak_labels)
+from weak_to_strong.config import (RunConfig, balance, ensemble_member_configs, hands_on_labels, is_transfer,
+                                   label_slice, result_dict, series_root_config, token_budgets, training_seed,
+                                   use_fsdp, weak_run_config, with_defaults, with_doc_counts, writes_weak_labels)
 from weak_to_strong.datasets import column_list, data_revision, load_dataset
 from weak_to_strong.distributed import DataParallel, check_fsdp_optimizer, init_data_parallel
 from weak_to_strong.eval import accuracy, eval_token_budget, predict_probs
@@ -111,7 +110,8 @@ def find_weak_labels(cfg: RunConfig, weak_cfg: RunConfig | None = None) -> Path:
         raise ValueError(
             f"no weak labels at {str(path)!r}; run the {describe_run(weak_cfg)} first: "
             f"python train_simple.py --model_size={weak_cfg.model_size} --ds_name={cfg.ds_name}"
-            + "".join(f" --{name}={getattr(weak_cfg, name)}" for name in ("weak_model_size", "train_seed")
+            + "".join(f" --{name}={getattr(weak_cfg, name)}"
+                      for name in ("weak_model_size", "train_seed", "s2s_round", "s2s_total")
                       if getattr(weak_cfg, name) is not None)
             + (" (with the same flags, and --bootstrap_chain)" if weak_cfg.bootstrap_chain
                else " (with the same flags)")
@@ -126,7 +126,9 @@ def find_weak_labels(cfg: RunConfig, weak_cfg: RunConfig | None = None) -> Path:
 
 
 def describe_run(cfg: RunConfig) -> str:
-    return "bootstrapping link before" if cfg.bootstrap_chain else "ground-truth run"
+    if cfg.bootstrap_chain:
+        return "bootstrapping link before"
+    return "strong-to-strong round before" if cfg.s2s_round is not None else "ground-truth run"
 
 
 def check_weak_labels_dataset(path: Path, ds_name: str) -> None:
@@ -164,8 +166,8 @@ def load_run_data(cfg: RunConfig, splits: dict, tokenizer, max_ctx: int, weak_la
     if weak_labels is not None:
         train = average_weak_labels([results.load_weak_labels(path) for path in weak_labels], weak_labels)
         to_label = None
-        if cfg.bootstrap_chain is not None:
-            train, to_label = bootstrap_slices(cfg, train)
+        if label_slice(cfg) is not None:
+            train, to_label = label_slices(cfg, train)
     else:
         halves = splits["train"].train_test_split(test_size=0.5, seed=cfg.seed)
         train, to_label = halves["train"], halves["test"]
@@ -199,23 +201,24 @@ def average_weak_labels(members: list, paths: list[Path]):
         .add_column("hard_label", mean.argmax(dim=-1).tolist())
 
 
-def bootstrap_slices(cfg: RunConfig, weak_labels):
-    """A chain link's training set and the documents it labels for the next link (None for the last link).
+def label_slices(cfg: RunConfig, weak_labels):
+    """The training set of a run in a series that passes labels on (the links of a bootstrapping chain, or
+    strong-to-strong rounds 0..K), and the documents it labels for the next (None for the series' last run).
 
-    The chain's weak model's ground-truth run labels the held-out half of the training documents. That half,
-    in its saved order, is cut into as many contiguous slices as the chain has links: link k trains on
-    slice k (labelled by the weak model for k = 1, else by link k - 1) and labels slice k + 1. So no link
-    labels a document it trained on, every link trains on the same number of documents, and none sees the
+    The series' weak model's ground-truth run labels the held-out half of the training documents. That half,
+    in its saved order, is cut into as many contiguous slices as the series has runs: run k trains on
+    slice k (labelled by the weak model for k = 1, else by run k - 1) and labels slice k + 1. So no run
+    labels a document it trained on, every run trains on the same number of documents, and none sees the
     weak model's training half or the test set. (Direct weak-to-strong transfer trains on the whole half.)
     """
-    hop, links = chain_hop(cfg), chain_length(cfg)
+    hop, links = label_slice(cfg)
     if hop == 1:
         train = weak_labels.shard(num_shards=links, index=0, contiguous=True)
     else:
-        train = weak_labels  # the link before labelled exactly slice `hop` of the weak model's half
+        train = weak_labels  # the run before labelled exactly slice `hop` of the weak model's half
     if not hands_on_labels(cfg):
         return train, None
-    held_out = results.load_weak_labels(results.weak_labels_dir(chain_root_config(cfg)))
+    held_out = results.load_weak_labels(results.weak_labels_dir(series_root_config(cfg)))
     to_label = held_out.shard(num_shards=links, index=hop, contiguous=True)
     # The next link's documents with their ground truth as labels, as a ground-truth run's to-label half has.
     truth = column_list(to_label, "gt_label")

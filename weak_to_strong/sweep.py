@@ -4,7 +4,8 @@ A sweep is, for each seed, a ground-truth run per model size and a transfer run
 per (weak, strong) pair with the strong model at or after the weak one. Each
 transfer run needs only its own weak model's ground-truth run. With --bootstrap=True
 the plan adds a chain over all the sizes, each link trained on the labels of the
-link before (see `pipeline.bootstrap_slices`); executors.py
+link before (see `pipeline.label_slices`), and --s2s_rounds=K adds K rounds
+after each transfer pair, each trained on the round before's predictions; executors.py
 runs the plan one after another (default), in a local pool, or on Slurm.
 """
 
@@ -21,7 +22,7 @@ from weak_to_strong.config import GROUND_TRUTH_LOSS, RunConfig, parse_chain, wea
 from weak_to_strong.eval import pgr
 
 SWEEP_OWNED_FLAGS = ("model_size", "weak_model_size", "weak_labels_path", "bootstrap_chain", "weak_ensemble",
-                     "train_seed")
+                     "train_seed", "s2s_round", "s2s_total")
 EXECUTORS = ("serial", "local", "slurm")
 SUBMITIT_CLUSTERS = ("slurm", "local", "debug")
 
@@ -73,6 +74,9 @@ class SweepOptions:
     bootstrap: bool = False
     """Also run a bootstrapping chain over --model_sizes (in size order): each size trained on the labels of
     the one before it, the last compared with direct transfer from the first. Adds runs; changes none."""
+    s2s_rounds: int | None = None
+    """Also run, for every pair of two different models, a series of K + 1 transfer runs of the strong model:
+    round 0 on the weak model's labels, round k on round k - 1's predictions (see `pipeline.label_slices`)."""
     ensemble_seeds: object = None
     """Also train each pair's strong model on the mean soft labels of its weak model's ground-truth runs with
     these training seeds (--train_seed; the documents follow --seed), e.g. --ensemble_seeds=0,1,2."""
@@ -94,7 +98,7 @@ class SweepOptions:
             if len(self.ensemble_seeds) < 2:
                 raise ValueError(f"--ensemble_seeds={self.ensemble_seeds[0]} is one seed; an ensemble needs at least 2")
         self.gpus = parse_int_list(self.gpus, "gpus")
-        for name in ("gpus_per_run", "max_parallel", "slurm_cpus_per_run", "slurm_time_min"):
+        for name in ("gpus_per_run", "max_parallel", "slurm_cpus_per_run", "slurm_time_min", "s2s_rounds"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"--{name} must be a positive integer, got {value!r}")
@@ -130,6 +134,8 @@ class PlannedRun:
     """A ground-truth run's --train_seed (a weak ensemble's member); None: its seed."""
     ensemble: tuple[int | None, ...] | None = None
     """A weak ensemble's members: the train seeds of weak_model_size's ground-truth runs (None: the plain run)."""
+    s2s: tuple[int, int] | None = None
+    """A strong-to-strong round: (this round, the rounds after round 0)."""
 
     @property
     def label(self) -> str:
@@ -138,6 +144,8 @@ class PlannedRun:
             name = "->".join(self.chain[:self.chain.index(self.model_size) + 1]) + " (bootstrap)"
         if self.ensemble is not None:
             name = f"{self.weak_ensemble}->{self.model_size}"
+        if self.s2s is not None:
+            name += f" s2s round {self.s2s[0]}/{self.s2s[1]}"
         if self.train_seed is not None:
             name += f" train_seed={self.train_seed}"
         return name if self.seed is None else f"{name} seed={self.seed}"
@@ -178,10 +186,12 @@ def refuse_repeats(values: list, flag: str) -> None:
 
 
 def plan_sweep(model_sizes: list[str], seeds: list[int] | None = None, bootstrap: bool = False,
-               ensemble_seeds: list[int] | None = None, base_seed: int = 0) -> list[PlannedRun]:
+               ensemble_seeds: list[int] | None = None, base_seed: int = 0,
+               s2s_rounds: int | None = None) -> list[PlannedRun]:
     """Per seed: ground-truth runs for each size, then every pair whose strong model is at or after the weak one,
     then (bootstrap) the links of the chain through all the sizes, then (ensemble_seeds) the ensemble members
-    and each pair trained on its weak model's ensemble. `base_seed`: the seed of runs planned with seed None."""
+    and each pair trained on its weak model's ensemble, then (s2s_rounds) the strong-to-strong rounds of each
+    pair of two different models. `base_seed`: the seed of runs planned with seed None."""
     plan = []
     for seed in seeds or [None]:
         plan += [PlannedRun(size, seed=seed) for size in model_sizes]
@@ -191,6 +201,9 @@ def plan_sweep(model_sizes: list[str], seeds: list[int] | None = None, bootstrap
             plan += [PlannedRun(strong, weak, seed, chain) for weak, strong in zip(chain, chain[1:])]
         if ensemble_seeds:
             plan += plan_ensembles(model_sizes, seed, ensemble_seeds, base_seed if seed is None else seed)
+        if s2s_rounds:
+            plan += [PlannedRun(strong, weak, seed, s2s=(k, s2s_rounds)) for i, weak in enumerate(model_sizes)
+                     for strong in model_sizes[i + 1:] for k in range(s2s_rounds + 1)]
     return plan
 
 
@@ -205,12 +218,15 @@ def plan_ensembles(model_sizes: list[str], seed: int | None, train_seeds: list[i
 
 
 def dependencies(run: PlannedRun) -> tuple[PlannedRun, ...]:
-    """A transfer run needs the run whose labels it trains on: its weak model's ground-truth run, or the
-    chain's link before (which needs the ground-truth run of the chain's first model)."""
+    """A transfer run needs the runs whose labels it trains on: its weak model's ground-truth run, an
+    ensemble's members, the s2s round before or the chain's link before (those two need, through the runs
+    before them, the ground-truth run whose held-out half they slice)."""
     if run.weak_model_size is None:
         return ()
     if run.ensemble is not None:
         return run.members()
+    if run.s2s is not None and run.s2s[0] > 0:
+        return (replace(run, s2s=(run.s2s[0] - 1, run.s2s[1])),)
     if run.chain is not None and run.chain.index(run.model_size) > 1:
         return (PlannedRun(run.weak_model_size, run.chain[run.chain.index(run.weak_model_size) - 1], run.seed,
                            run.chain),)
@@ -225,8 +241,9 @@ def run_config(base: RunConfig, run: PlannedRun) -> RunConfig:
         return weak_run_config(replace(base, weak_model_size=run.model_size, seed=seed, train_seed=run.train_seed))
     chain = None if run.chain is None else ",".join(run.chain)
     weak = None if run.ensemble is not None else run.weak_model_size
+    s2s_round, s2s_total = run.s2s or (None, None)
     return replace(base, model_size=run.model_size, weak_model_size=weak, seed=seed, bootstrap_chain=chain,
-                   weak_ensemble=run.weak_ensemble)
+                   weak_ensemble=run.weak_ensemble, s2s_round=s2s_round, s2s_total=s2s_total)
 
 
 def explicit_flags(flags: dict) -> dict:
@@ -257,6 +274,8 @@ def train_simple_command(flags: dict, run: PlannedRun) -> list[str]:
         args["loss"] = GROUND_TRUTH_LOSS  # see run_config
     if run.train_seed is not None:
         args["train_seed"] = run.train_seed
+    if run.s2s is not None:
+        args["s2s_round"], args["s2s_total"] = run.s2s
     if run.chain is not None:
         args["bootstrap_chain"] = ",".join(run.chain)
     if run.seed is not None:
@@ -350,7 +369,7 @@ def run_sweep(model_sizes, **flags) -> list[dict]:
     flags = explicit_flags(flags)
     base = RunConfig(**flags)  # validates every forwarded flag before any run starts
     results.check_folder_path(base.results_folder)
-    plan = plan_sweep(sizes, options.seeds, options.bootstrap, options.ensemble_seeds, base.seed)
+    plan = plan_sweep(sizes, options.seeds, options.bootstrap, options.ensemble_seeds, base.seed, options.s2s_rounds)
     configs = resolve_run_configs(base, plan)
     jobs = make_jobs(base, flags, plan, options, configs)
     if options.dry_run:
