@@ -254,3 +254,48 @@ def test_every_loss_trains_a_transfer_run_in_a_folder_of_its_own(tiny_flags):
         assert all(r["loss"] >= 0 for r in log if "loss" in r), loss  # finite (checked by the run) and not negative
     assert len(paths) == len(LOSSES)
     assert len(results.load_runs(tiny_flags["results_folder"])[0]) == len(LOSSES) + 1
+
+
+def test_early_stopping_keeps_the_checkpoint_with_the_lowest_loss_on_held_out_weak_labels(tiny_flags, monkeypatch):
+    from dataclasses import replace
+
+    from weak_to_strong import pipeline
+
+    gt = RunConfig(**{**tiny_flags, "epochs": 4})
+    run_train_simple(gt)
+    seen, load = {}, pipeline.load_run_data
+
+    def recording(cfg, *args):
+        data = load(cfg, *args)
+        seen["train"], seen["val"] = data.train, data.weak_val
+        return data
+
+    monkeypatch.setattr(pipeline, "load_run_data", recording)
+    cfg = RunConfig(**{**tiny_flags, "model_size": "toy-large", "weak_model_size": "toy-small", "epochs": 4,
+                       "early_stop": 0.25})
+    summary = run_train_simple(cfg)
+    weak = load_from_disk(str(results.run_dir(gt) / "weak_labels"))
+    # A quarter of the weak labels, and nothing else, is held out: the soft labels are the weak model's.
+    assert sorted(list(seen["train"]["id"]) + list(seen["val"]["id"])) == sorted(weak["id"]) and len(seen["val"]) == 25
+    by_id = dict(zip(weak["id"], weak["soft_label"]))
+    assert [by_id[i] for i in seen["val"]["id"]] == list(seen["val"]["soft_label"])
+    path = results.run_dir(cfg)
+    assert "-es=0.25" in path.name and path != results.run_dir(replace(cfg, early_stop=None))
+    records = [json.loads(line) for line in (path / "log.jsonl").read_text().splitlines()]
+    losses = {r["epoch"]: r["weak_val_loss"] for r in records if "weak_val_loss" in r}
+    assert sorted(losses) == [0, 1, 2, 3]
+    best = min(losses, key=losses.get)
+    assert summary["early_stop_epoch"] == best == results.read_summary(path)["early_stop_epoch"]
+    # The weights were restored: measured again after training, the loss is the best epoch's.
+    restored = [r for r in records if "early_stop_epoch" in r][0]["weak_val_loss_restored"]
+    assert restored == pytest.approx(losses[best], rel=1e-5)
+    if best != 3:
+        assert restored != pytest.approx(losses[3], rel=1e-9)
+
+
+def test_early_stopping_needs_weak_labels(tiny_flags):
+    with pytest.raises(ValueError, match="--early_stop=0.2 applies to transfer runs"):
+        run_train_simple(RunConfig(**{**tiny_flags, "early_stop": 0.2}))
+    assert not Path(tiny_flags["results_folder"]).exists()
+    with pytest.raises(ValueError, match="--early_stop must be a share of the weak labels strictly between 0 and 1"):
+        RunConfig(**{**tiny_flags, "weak_model_size": "toy-small", "early_stop": 1.5})

@@ -250,3 +250,19 @@ def test_eval_every_logs_intermediate_evals(setup):
                 tokenizer.pad_token_id, ListLogger(), evaluate=lambda: {"eval_accuracy": 0.5})
     assert [r["step"] for r in records if "eval_accuracy" in r] == [2]  # steps 2 of 4; the final eval is the caller's
     assert len([r for r in records if "loss" in r]) == 4
+
+
+def test_after_epoch_runs_once_after_the_last_step_of_every_epoch(setup):
+    """16 documents, batches of 6: steps start in epochs 0, 0, 0, 1, 1 (the third spans both); 5 steps."""
+    tokenizer, examples, model = setup
+    seen = []
+
+    class StepLogger(NullLogger):
+        def log(self, record):
+            seen.append(("step", record["step"]))
+
+    settings = TrainSettings(batch_size=6, minibatch_size=6, epochs=2, lr=1e-3)
+    train_model(copy.deepcopy(model), examples, make_loss("xent"), settings, torch.device("cpu"),
+                tokenizer.pad_token_id, StepLogger(), after_epoch=lambda epoch: seen.append(("epoch", epoch)))
+    assert len(examples) == 16
+    assert seen == [("step", 1), ("step", 2), ("step", 3), ("epoch", 0), ("step", 4), ("step", 5), ("epoch", 1)]

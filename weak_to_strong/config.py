@@ -77,6 +77,9 @@ class RunConfig:
     on --weak_model_size's labels, round k on round k - 1's predictions. See `pipeline.label_slices`."""
     s2s_total: int | None = result_field(None, "rounds", omit_if=None)
     """The number of strong-to-strong rounds after round 0 in this run's series (K)."""
+    early_stop: float | None = result_field(None, "es", omit_if=None)
+    """Transfer runs: hold out this share of the weak labels (never ground truth) and keep the checkpoint, of
+    those at the ends of epochs, with the lowest cross-entropy against them. See `pipeline.early_stopping`."""
     train_seed: int | None = result_field(None, "tseed", omit_if=None)
     """Seed of training alone (data order, dropout); None: --seed. The documents,
     their halves and the test set still follow --seed, so runs that differ only here label the same
@@ -226,6 +229,7 @@ def validate_config(cfg: RunConfig) -> None:
     if cfg.bootstrap_chain is not None:
         check_chain_link(cfg)
     check_s2s_round(cfg)
+    check_early_stop(cfg)
     if cfg.weak_ensemble is not None:
         parse_ensemble(cfg.weak_ensemble)
 
@@ -295,6 +299,22 @@ def check_chain_link(cfg: RunConfig) -> None:
                          f"--weak_model_size={cfg.weak_model_size!r} is not a link of it")
 
 
+def check_early_stop(cfg: RunConfig) -> None:
+    value = cfg.early_stop
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(f"--early_stop must be a share of the weak labels strictly between 0 and 1, got {value!r}")
+
+
+def check_runnable(cfg: RunConfig) -> None:
+    """What a run refuses that a sweep's shared flags may hold: a sweep forwards --early_stop to its transfer
+    runs only, so the base config of a sweep may carry it."""
+    if cfg.early_stop is not None and not is_transfer(cfg):
+        raise ValueError(f"--early_stop={cfg.early_stop} applies to transfer runs: it picks a checkpoint by held-out "
+                         "weak labels, and a ground-truth run has none (give --weak_model_size)")
+
+
 def check_s2s_round(cfg: RunConfig) -> None:
     """A strong-to-strong round: 0 <= round <= total, a plain transfer run's series (one weak model)."""
     if cfg.s2s_round is None and cfg.s2s_total is None:
@@ -345,7 +365,7 @@ def series_root_config(cfg: RunConfig) -> RunConfig:
     series uses."""
     weak = parse_chain(cfg.bootstrap_chain)[0] if cfg.bootstrap_chain is not None else cfg.weak_model_size
     return replace(cfg, model_size=weak, loss=GROUND_TRUTH_LOSS, weak_model_size=None, weak_labels_path=None,
-                   bootstrap_chain=None, s2s_round=None, s2s_total=None)
+                   bootstrap_chain=None, s2s_round=None, s2s_total=None, early_stop=None)
 
 
 def is_transfer(cfg: RunConfig) -> bool:
@@ -408,7 +428,7 @@ def weak_run_config(cfg: RunConfig) -> RunConfig:
     """The run whose labels a transfer run trains on: a ground-truth run, a bootstrapping chain's link before,
     or the s2s round before.
 
-    Same flags, with the weak model, xent, and the weak model's own default lr
+    Same flags, with the weak model, xent, no early stopping, and the weak model's own default lr
     and optimizer where the user gave none. A chain's middle links train with the run's own loss, as its
     last link does.
     """
@@ -419,7 +439,7 @@ def weak_run_config(cfg: RunConfig) -> RunConfig:
     if cfg.s2s_round:  # the round before: the same strong model's transfer run
         return replace(cfg, s2s_round=cfg.s2s_round - 1)
     return replace(cfg, model_size=cfg.weak_model_size, loss=GROUND_TRUTH_LOSS, weak_model_size=None,
-                   weak_labels_path=None, bootstrap_chain=None, s2s_round=None, s2s_total=None)
+                   weak_labels_path=None, bootstrap_chain=None, s2s_round=None, s2s_total=None, early_stop=None)
 
 
 WEAK_LABELS_DIR = "weak_labels"

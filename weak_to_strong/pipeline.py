@@ -10,6 +10,7 @@ anything is written.
 
 from __future__ import annotations
 
+import math
 import random
 import shlex
 import shutil
@@ -25,9 +26,10 @@ import torch
 from weak_to_strong import atomic, metrics, results
 from weak_to_strong.batching import Examples
 from weak_to_strong.checks import check_predictions
-from weak_to_strong.config import (RunConfig, balance, ensemble_member_configs, hands_on_labels, is_transfer,
-                                   label_slice, result_dict, series_root_config, token_budgets, training_seed,
-                                   use_fsdp, weak_run_config, with_defaults, with_doc_counts, writes_weak_labels)
+from weak_to_strong.config import (RunConfig, balance, check_runnable, ensemble_member_configs, hands_on_labels,
+                                   is_transfer, label_slice, result_dict, series_root_config, token_budgets,
+                                   training_seed, use_fsdp, weak_run_config, with_defaults, with_doc_counts,
+                                   writes_weak_labels)
 from weak_to_strong.datasets import column_list, data_revision, load_dataset
 from weak_to_strong.distributed import DataParallel, check_fsdp_optimizer, init_data_parallel
 from weak_to_strong.eval import accuracy, eval_token_budget, predict_probs
@@ -49,6 +51,8 @@ class RunData:
     to_label: object | None  # second half of the training docs (ground-truth runs)
     weak_predictions: dict | None = None
     """A transfer run's weak run's test predictions (agreement with the supervisor), where that run kept them."""
+    weak_val: object | None = None
+    """--early_stop: the held-out share of the weak labels that picks the checkpoint."""
 
 
 def seed_everything(seed: int) -> None:
@@ -171,12 +175,21 @@ def load_run_data(cfg: RunConfig, splits: dict, tokenizer, max_ctx: int, weak_la
     else:
         halves = splits["train"].train_test_split(test_size=0.5, seed=cfg.seed)
         train, to_label = halves["train"], halves["test"]
+    weak_val = None
+    if cfg.early_stop is not None:
+        if len(train) < 2:
+            raise ValueError(f"--early_stop={cfg.early_stop}: {len(train)} weak label(s) cannot be split into "
+                             "training and validation")
+        parts = train.train_test_split(test_size=cfg.early_stop, seed=cfg.seed)
+        train, weak_val = parts["train"], parts["test"]
     data = RunData(*(None if ds is None else tokenize_cached(ds, tokenizer, max_ctx)
                      for ds in (train, splits["test"], to_label)))
-    for name, ds in (("train", data.train), ("test", data.test)):
-        if len(ds) == 0:
+    data.weak_val = None if weak_val is None else tokenize_cached(weak_val, tokenizer, max_ctx)
+    for name, ds in (("train", data.train), ("test", data.test), ("weak validation", data.weak_val)):
+        if ds is not None and len(ds) == 0:
             raise ValueError(f"no {name} docs of {cfg.ds_name!r} are left after the max_ctx={max_ctx} token filter")
-    for name, ds in (("train", data.train), ("test", data.test), ("to label", data.to_label)):
+    for name, ds in (("train", data.train), ("test", data.test), ("to label", data.to_label),
+                     ("weak validation", data.weak_val)):
         check_no_empty_documents(ds, f"{cfg.ds_name!r} ({name})", cfg.model_size)
     count_steps(len(data.train), cfg.batch_size, cfg.epochs)  # at least one full batch, else a ValueError now
     check_train_size(cfg.loss, len(data.train))
@@ -227,6 +240,33 @@ def label_slices(cfg: RunConfig, weak_labels):
     return train, to_label
 
 
+@dataclass
+class BestCheckpoint:
+    """Early stopping: the weights, at the ends of epochs, with the lowest loss on the held-out weak labels."""
+    loss: float = math.inf
+    epoch: int | None = None
+    state: dict | None = None
+
+
+def weak_label_loss(probs: torch.Tensor, soft_labels: torch.Tensor) -> float:
+    """Cross-entropy of predictions against (held-out) weak soft labels: early stopping's criterion."""
+    return -(soft_labels * probs.double().clamp_min(1e-12).log()).sum(-1).mean().item()
+
+
+def early_stopping(model, val_ex: Examples, predict, logger) -> tuple:
+    """The `after_epoch` hook that keeps the best checkpoint (on the CPU), and that checkpoint."""
+    best = BestCheckpoint()
+
+    def after_epoch(epoch: int) -> None:
+        loss = weak_label_loss(predict(val_ex, "weak val"), val_ex.labels)
+        logger.log({"epoch": epoch, "weak_val_loss": loss})
+        if loss < best.loss:  # ties keep the earlier checkpoint
+            best.loss, best.epoch = loss, epoch
+            best.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+    return after_epoch, best
+
+
 def check_no_empty_documents(ds, what: str, model_size: str) -> None:
     """A document the tokenizer turns into no tokens has no last token to classify from."""
     import pyarrow.compute as pc
@@ -257,6 +297,7 @@ def run_train_simple(cfg: RunConfig) -> dict:
     share; only rank 0 prints, locks and writes.
     """
     dp = init_data_parallel()
+    check_runnable(cfg)
     results.check_folder_path(cfg.results_folder)
     check_sync_program(cfg)
     # The documents first: the run's name counts the documents the dataset gives, and a bad dataset fails
@@ -372,7 +413,14 @@ def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, dp: Da
                              precision=cfg.precision, minibatch_token_budget=minibatch_tokens, pack=cfg.pack)
     logger.log({"precision": cfg.precision, "device": str(device)})
     start = time.time()
-    train_model(model, train_ex, make_loss(cfg.loss), settings, device, pad_id, logger, evaluate, dp)
+    val_ex = None if data.weak_val is None else Examples.from_dataset(data.weak_val)
+    after_epoch, best = (None, None) if val_ex is None else early_stopping(model, val_ex, predict, logger)
+    train_model(model, train_ex, make_loss(cfg.loss), settings, device, pad_id, logger, evaluate, dp, after_epoch)
+    if best is not None:
+        model.load_state_dict(best.state)
+        # Measured again on the restored weights: the log shows the checkpoint really came back.
+        logger.log({"early_stop_epoch": best.epoch,
+                    "weak_val_loss_restored": weak_label_loss(predict(val_ex, "weak val"), val_ex.labels)})
     test_probs = predict(test_ex)  # kept: agreement with the weak model is measured on them
     check_predictions(test_probs, "test predictions")
     final = {"eval_accuracy": accuracy(test_probs, test_ex.labels)}
@@ -390,6 +438,8 @@ def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, dp: Da
     predictions = {"id": column_list(data.test, "id"), "prob": test_probs[:, 1].tolist(),
                    "label": column_list(data.test, "hard_label")}
     summary = {"accuracy": final["eval_accuracy"], **metrics.summary_metrics(predictions, data.weak_predictions)}
+    if best is not None:
+        summary["early_stop_epoch"] = best.epoch
     if dp.is_main:
         results.write_predictions(run_path, predictions["id"], predictions["prob"], predictions["label"])
         atomic.write_json(run_path / results.SUMMARY_FILE, summary)

@@ -321,8 +321,10 @@ def train_step(model, examples: Examples, batch: torch.Tensor, loss_fn, optimize
 
 
 def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, device, pad_id: int,
-                logger, evaluate: Callable[[], dict] | None = None, dp: DataParallel = ONE_PROCESS) -> None:
-    """Train in place. `evaluate` (optional) is called every settings.eval_every steps and its dict logged.
+                logger, evaluate: Callable[[], dict] | None = None, dp: DataParallel = ONE_PROCESS,
+                after_epoch: Callable[[int], None] | None = None) -> None:
+    """Train in place. `evaluate` (optional) is called every settings.eval_every steps and its dict logged;
+    `after_epoch(epoch)` (optional) after the last step of every epoch, e.g. to keep a checkpoint.
 
     Under torchrun, `dp` says which share of every batch this rank trains on.
     """
@@ -356,6 +358,10 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
             if evaluate is not None and settings.eval_every and step % settings.eval_every == 0 \
                     and step < total_steps:
                 logger.log({"step": step, **evaluate()})
+                set_train_mode(model, settings.train_with_dropout)
+            if after_epoch is not None and (step == total_steps
+                                            or step * settings.batch_size // len(examples) != epoch):
+                after_epoch(epoch)
                 set_train_mode(model, settings.train_with_dropout)
     for module in sparse_embeddings:
         module.sparse = False
