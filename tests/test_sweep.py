@@ -284,17 +284,19 @@ def test_s2s_plan_chains_each_round_to_the_one_before():
     assert "--s2s_round=1" in cmd and "--s2s_total=2" in cmd and "--weak_model_size=toy-small" in cmd
 
 
-def test_early_stop_applies_to_the_transfer_runs_and_ground_truth_runs_give_their_labels(tmp_path):
+def test_early_stop_and_unsup_apply_to_the_transfer_runs_and_ground_truth_runs_give_their_labels(tmp_path):
     from weak_to_strong.config import weak_run_config
 
-    base = RunConfig(ds_name="synthetic", early_stop=0.2, results_folder=str(tmp_path))
-    flags = {"ds_name": "synthetic", "early_stop": 0.2}
+    base = RunConfig(ds_name="synthetic", early_stop=0.2, unsup_epochs=1, results_folder=str(tmp_path))
+    flags = {"ds_name": "synthetic", "early_stop": 0.2, "unsup_epochs": 1}
     for run in plan_sweep(["toy-small", "toy-large"], s2s_rounds=1):
         cfg, cmd = run_config(base, run), train_simple_command(flags, run)
         if run.weak_model_size is None:
             assert cfg.early_stop is None and not any(a.startswith("--early_stop") for a in cmd)
+            assert cfg.unsup_epochs is None and not any(a.startswith("--unsup_epochs") for a in cmd)
         else:
             assert cfg.early_stop == 0.2 and "--early_stop=0.2" in cmd
+            assert cfg.unsup_epochs == 1 and "--unsup_epochs=1" in cmd
             # Each finds the labels of the run it waits for (the ground-truth run, or the s2s round before).
             assert results.run_dir(weak_run_config(cfg)) == results.run_dir(run_config(base, dependencies_of(run)))
 

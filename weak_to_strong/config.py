@@ -77,6 +77,10 @@ class RunConfig:
     on --weak_model_size's labels, round k on round k - 1's predictions. See `pipeline.label_slices`."""
     s2s_total: int | None = result_field(None, "rounds", omit_if=None)
     """The number of strong-to-strong rounds after round 0 in this run's series (K)."""
+    unsup_epochs: int | None = result_field(None, "uft", omit_if=None)
+    """Unsupervised task fine-tuning: first this many epochs of causal-LM training (next-token prediction, no
+    labels) on the texts of the run's own training documents, then the usual training from those weights.
+    Sweeps apply it to transfer runs only. See weak_to_strong/unsupervised.py."""
     early_stop: float | None = result_field(None, "es", omit_if=None)
     """Transfer runs: hold out this share of the weak labels (never ground truth) and keep the checkpoint, of
     those at the ends of epochs, with the lowest cross-entropy against them. See `pipeline.early_stopping`."""
@@ -194,7 +198,7 @@ def validate_config(cfg: RunConfig) -> None:
     for name in ("batch_size", "max_ctx", "n_docs", "n_test_docs", "epochs"):
         check_positive_int(cfg, name)
     check_seed(cfg.seed, "seed")
-    for name in ("minibatch_size_per_device", "eval_every"):
+    for name in ("minibatch_size_per_device", "eval_every", "unsup_epochs"):
         check_positive_int(cfg, name, allow_none=True)
     check_lora_rank(cfg)
     get_dataset_spec(cfg.ds_name)
@@ -365,7 +369,7 @@ def series_root_config(cfg: RunConfig) -> RunConfig:
     series uses."""
     weak = parse_chain(cfg.bootstrap_chain)[0] if cfg.bootstrap_chain is not None else cfg.weak_model_size
     return replace(cfg, model_size=weak, loss=GROUND_TRUTH_LOSS, weak_model_size=None, weak_labels_path=None,
-                   bootstrap_chain=None, s2s_round=None, s2s_total=None, early_stop=None)
+                   bootstrap_chain=None, s2s_round=None, s2s_total=None, early_stop=None, unsup_epochs=None)
 
 
 def is_transfer(cfg: RunConfig) -> bool:
@@ -428,7 +432,8 @@ def weak_run_config(cfg: RunConfig) -> RunConfig:
     """The run whose labels a transfer run trains on: a ground-truth run, a bootstrapping chain's link before,
     or the s2s round before.
 
-    Same flags, with the weak model, xent, no early stopping, and the weak model's own default lr
+    Same flags, with the weak model, xent, no early stopping or unsupervised fine-tuning, and the weak model's
+    own default lr
     and optimizer where the user gave none. A chain's middle links train with the run's own loss, as its
     last link does.
     """
@@ -439,7 +444,8 @@ def weak_run_config(cfg: RunConfig) -> RunConfig:
     if cfg.s2s_round:  # the round before: the same strong model's transfer run
         return replace(cfg, s2s_round=cfg.s2s_round - 1)
     return replace(cfg, model_size=cfg.weak_model_size, loss=GROUND_TRUTH_LOSS, weak_model_size=None,
-                   weak_labels_path=None, bootstrap_chain=None, s2s_round=None, s2s_total=None, early_stop=None)
+                   weak_labels_path=None, bootstrap_chain=None, s2s_round=None, s2s_total=None, early_stop=None,
+                   unsup_epochs=None)
 
 
 WEAK_LABELS_DIR = "weak_labels"

@@ -150,6 +150,16 @@ def load_model(spec: ModelSpec, device: torch.device, linear_probe: bool = False
     return wrap_backbone(backbone, load_device or device, linear_probe=linear_probe, gradient_checkpointing=use_ckpt)
 
 
+def load_causal_lm(spec: ModelSpec, device: torch.device) -> nn.Module:
+    """The model with its LM head (AutoModelForCausalLM), for unsupervised fine-tuning; its `base_model` is
+    the backbone `load_model` would load."""
+    from transformers import AutoModelForCausalLM
+
+    lm = AutoModelForCausalLM.from_pretrained(resolve_model_path(spec), dtype=pick_dtype(spec, device),
+                                              **spec.pretrained_kwargs)
+    return lm.to(device)
+
+
 def wrap_backbone(backbone: nn.Module, device: torch.device, linear_probe: bool = False,
                   gradient_checkpointing: bool = False) -> TransformerWithHead:
     """A loaded (or randomly initialised) backbone, made fast and wrapped with the classification head."""

@@ -37,7 +37,8 @@ from weak_to_strong.locks import hold_lock
 from weak_to_strong.logger import NullLogger, make_run_logger
 from weak_to_strong.lora import add_lora
 from weak_to_strong.loss import check_train_size, make_loss
-from weak_to_strong.model import load_model, load_model_config, load_tokenizer, max_positions
+from weak_to_strong.model import (load_causal_lm, load_model, load_model_config, load_tokenizer, max_positions,
+                                  wrap_backbone)
 from weak_to_strong.models import get_model_spec
 from weak_to_strong.precision import resolve_precision
 from weak_to_strong.token_cache import tokenize_cached
@@ -53,6 +54,8 @@ class RunData:
     """A transfer run's weak run's test predictions (agreement with the supervisor), where that run kept them."""
     weak_val: object | None = None
     """--early_stop: the held-out share of the weak labels that picks the checkpoint."""
+    unsup_losses: list[float] | None = None
+    """--unsup_epochs: the causal-LM loss of every step of the unsupervised pass (logged with the run)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -357,8 +360,11 @@ def train_run(cfg: RunConfig, splits: dict, run_path: Path, dp: DataParallel) ->
     # The data before the weights: a bad dataset or path fails in seconds, not after a large model loads.
     # Rank 0 tokenizes into the shared cache first; the other ranks then read it.
     data = dp.main_first(lambda: load_run_data(cfg, splits, tokenizer, max_ctx, weak_labels))
-    model = load_model(spec, dp.device, linear_probe=cfg.linear_probe, gradient_checkpointing=cfg.gradient_checkpointing,
-                       load_device=dp.load_device(fsdp))
+    if cfg.unsup_epochs:
+        model = load_unsup_finetuned(cfg, spec, data, tokenizer.pad_token_id, dp, fsdp)
+    else:
+        model = load_model(spec, dp.device, linear_probe=cfg.linear_probe,
+                           gradient_checkpointing=cfg.gradient_checkpointing, load_device=dp.load_device(fsdp))
     model = add_lora(model, defaults.lora_rank)
     if cfg.compile:
         model.backbone.compile(dynamic=True)  # in place: parameter names and the saved state_dict stay the same
@@ -373,6 +379,23 @@ def train_run(cfg: RunConfig, splits: dict, run_path: Path, dp: DataParallel) ->
         if dp.is_main:
             upload_run(cfg, run_path)
     return summary
+
+
+def load_unsup_finetuned(cfg: RunConfig, spec, data: RunData, pad_id: int, dp: DataParallel, fsdp: bool):
+    """The model after a causal-LM pass over the run's training texts (`unsupervised.train_causal_lm`), with the
+    classification head on its backbone. Every rank makes the same pass (DDP then starts from rank 0's
+    weights); under FSDP the pass runs unsharded, so the model must fit one device."""
+    from weak_to_strong.unsupervised import train_causal_lm
+
+    defaults = with_defaults(cfg)
+    lm = load_causal_lm(spec, dp.device)
+    minibatch = cfg.minibatch_size_per_device or spec.minibatch_size
+    data.unsup_losses = train_causal_lm(lm, Examples.from_dataset(data.train), cfg.unsup_epochs, cfg.batch_size,
+                                        minibatch, defaults.lr, dp.device, pad_id, training_seed(cfg),
+                                        resolve_precision(cfg.precision, dp.device), defaults.optim)
+    use_ckpt = spec.gradient_checkpointing if cfg.gradient_checkpointing is None else cfg.gradient_checkpointing
+    return wrap_backbone(lm.base_model, dp.load_device(fsdp), linear_probe=cfg.linear_probe,
+                         gradient_checkpointing=use_ckpt)
 
 
 def train_in_empty_folder(model, data: RunData, cfg: RunConfig, pad_id: int, dp: DataParallel, run_path: Path,
@@ -412,6 +435,8 @@ def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, dp: Da
                              train_with_dropout=cfg.train_with_dropout, eval_every=cfg.eval_every,
                              precision=cfg.precision, minibatch_token_budget=minibatch_tokens, pack=cfg.pack)
     logger.log({"precision": cfg.precision, "device": str(device)})
+    for step, loss in enumerate(data.unsup_losses or [], 1):
+        logger.log({"unsup_step": step, "lm_loss": loss})
     start = time.time()
     val_ex = None if data.weak_val is None else Examples.from_dataset(data.weak_val)
     after_epoch, best = (None, None) if val_ex is None else early_stopping(model, val_ex, predict, logger)

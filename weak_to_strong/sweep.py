@@ -235,8 +235,8 @@ def dependencies(run: PlannedRun) -> tuple[PlannedRun, ...]:
 
 def run_config(base: RunConfig, run: PlannedRun) -> RunConfig:
     """The run's config. A ground-truth run is the run a transfer run takes its weak labels from (xent, no early
-    stopping; see `weak_run_config`), so `--loss=logconf` and `--early_stop` apply to the transfer runs and they
-    find their labels."""
+    stopping or unsupervised fine-tuning; see `weak_run_config`), so `--loss`, `--early_stop` and `--unsup_epochs`
+    apply to the transfer runs and they find their labels."""
     seed = base.seed if run.seed is None else run.seed
     if run.weak_model_size is None:
         return weak_run_config(replace(base, weak_model_size=run.model_size, seed=seed, train_seed=run.train_seed))
@@ -275,6 +275,7 @@ def train_simple_command(flags: dict, run: PlannedRun) -> list[str]:
         if "loss" in args:
             args["loss"] = GROUND_TRUTH_LOSS
         args.pop("early_stop", None)
+        args.pop("unsup_epochs", None)
     if run.train_seed is not None:
         args["train_seed"] = run.train_seed
     if run.s2s is not None:
