@@ -246,3 +246,13 @@ def test_s2s_rounds_have_their_own_folders_and_read_the_round_before():
 def test_bad_s2s_rounds_name_the_value(change, message):
     with pytest.raises(ValueError, match=message):
         RunConfig(**{"model_size": "gpt2-medium", "weak_model_size": "gpt2", **change})
+
+
+def test_every_stage_run_has_a_folder_of_its_own():
+    """A run of each new method never shares a folder with another method's run or the plain one."""
+    transfer = dict(model_size="tb-l", weak_model_size="tb-m")
+    runs = [RunConfig(**transfer), RunConfig(**transfer, bootstrap_chain="tb-s,tb-m,tb-l"),
+            RunConfig(model_size="tb-l", weak_ensemble="tb-m,tb-m@1"), RunConfig(**transfer, s2s_round=0, s2s_total=1),
+            RunConfig(**transfer, early_stop=0.2), RunConfig(**transfer, unsup_epochs=1),
+            RunConfig(model_size="tb-m", train_seed=1), RunConfig(model_size="tb-m")]
+    assert len({config_name(c) for c in runs}) == len(runs)
