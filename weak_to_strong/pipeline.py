@@ -95,6 +95,10 @@ def upload_run(cfg: RunConfig, run_path: Path) -> None:
 def find_all_weak_labels(cfg: RunConfig) -> list[Path]:
     """The weak labels a transfer run trains on: one run's, or each member's of a weak ensemble."""
     if cfg.weak_ensemble is None:
+        if hands_on_labels(cfg) and label_slice(cfg)[0] > 1:
+            # The documents it labels for the next run come from the series' ground-truth run (downloaded with
+            # --sync_command where missing, like any weak labels).
+            find_weak_labels(cfg, series_root_config(cfg))
         return [find_weak_labels(cfg)]
     return [find_weak_labels(replace(cfg, weak_model_size=member.model_size, weak_ensemble=None,
                                      train_seed=member.train_seed), member)
