@@ -349,6 +349,11 @@ def pgr_table_path(out_dir: Path, ds_name: str, ext: str) -> Path:
     return Path(out_dir) / f"{shorten_value(ds_name)}_pgr.{ext}"
 
 
+def testbed_methods_paths(out_dir: Path, ds_name: str) -> tuple[Path, Path]:
+    """The testbed's comparison of transfer losses: Markdown table and figure."""
+    return Path(out_dir) / f"{ds_name}_methods.md", Path(out_dir) / f"{ds_name}_methods_pgr.png"
+
+
 def testbed_report_paths(out_dir: Path, ds_name: str) -> tuple[Path, Path]:
     """The testbed report's Markdown tables and PGR figure."""
     return Path(out_dir) / f"{ds_name}_testbed.md", Path(out_dir) / f"{ds_name}_testbed_pgr.png"
