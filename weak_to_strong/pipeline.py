@@ -7,6 +7,7 @@ weak labels. Every check a user can fail runs before anything is written.
 
 from __future__ import annotations
 
+import functools
 import random
 import shlex
 import shutil
@@ -124,6 +125,13 @@ def load_splits(cfg: RunConfig) -> dict:
                         split_sizes={"train": cfg.n_docs, "test": cfg.n_test_docs})
 
 
+@functools.lru_cache(maxsize=None)
+def announce_doc_count(ds_name: str, flag: str, asked: int, used: int, what: str) -> None:
+    """Once per process: a sweep's runs all hear it otherwise."""
+    print(f"dataset {ds_name!r} gives {used} {what} documents, fewer than --{flag}={asked}: the runs use all "
+          f"{used} and are named after them")
+
+
 def resolve_doc_counts(cfg: RunConfig, splits: dict | None = None, announce: bool = True) -> RunConfig:
     """The config with n_docs / n_test_docs lowered to what the dataset gives (see `with_doc_counts`): the
     counts the run's folder is named after. Loads the documents unless given them."""
@@ -133,8 +141,7 @@ def resolve_doc_counts(cfg: RunConfig, splits: dict | None = None, announce: boo
         for flag, asked, used, what in (("n_docs", cfg.n_docs, resolved.n_docs, "training"),
                                         ("n_test_docs", cfg.n_test_docs, resolved.n_test_docs, "test")):
             if used < asked:
-                print(f"dataset {cfg.ds_name!r} gives {used} {what} documents, fewer than --{flag}={asked}: "
-                      f"the run uses all {used} and is named after them")
+                announce_doc_count(cfg.ds_name, flag, asked, used, what)
     return resolved
 
 
