@@ -187,7 +187,9 @@ def test_local_pool_of_two_cpu_workers_gives_the_serial_results(tmp_path, subpro
     assert "[sweep 2/4] already finished" in printed and "[sweep 4/4] done" in printed
     for run in plan:
         single = in_process(**{**vars(run_config(base, run)), "results_folder": str(tmp_path / "serial")})
-        assert results.read_summary(results.run_dir(run_config(base, run))) == single, run.label
+        pooled = results.read_summary(results.run_dir(run_config(base, run)))
+        assert pooled["accuracy"] == single["accuracy"], run.label
+        assert pooled == pytest.approx(single, abs=1e-6), run.label  # workers run 1 thread: last-digit noise
         assert results.sweep_log_path(run_config(base, run)).exists() == (run.weak_model_size is not None)
     assert [r["run"] for r in rows] == ["toy-small seed=0", "toy-small->toy-small seed=0",
                                         "toy-small seed=1", "toy-small->toy-small seed=1"]
@@ -206,7 +208,10 @@ def test_serial_and_local_sweeps_agree_end_to_end(tmp_path, subprocess_env):
         proc = subprocess.run(cmd, cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, proc.stderr[-3000:]
         outputs[executor] = {p.parent.name: json.loads(p.read_text()) for p in folder.rglob(results.SUMMARY_FILE)}
-    assert len(outputs["serial"]) == 5 and outputs["serial"] == outputs["local"]
+    assert len(outputs["serial"]) == 5 and outputs["serial"].keys() == outputs["local"].keys()
+    for name, summary in outputs["serial"].items():  # workers run 1 thread: metrics may differ in the last digits
+        assert outputs["local"][name]["accuracy"] == summary["accuracy"]
+        assert outputs["local"][name] == pytest.approx(summary, abs=1e-6), name
     cmd = [sys.executable, "sweep.py", f"--model_sizes=toy-small,{broken}", f"--results_folder={tmp_path / 'bad'}",
            "--executor=local", "--max_parallel=2", *(f"--{k}={v}" for k, v in SWEEP_FLAGS.items())]
     proc = subprocess.run(cmd, cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=900)

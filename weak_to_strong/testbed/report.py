@@ -161,19 +161,29 @@ def plot_pgr(groups: dict, ds_name: str):
     return fig
 
 
-def write_report(results_folder: str, ds_name: str = QUICKSTART_TASK) -> str:
-    """Markdown tables and the PGR figure under RESULTS_FOLDER/plots; returns the tables."""
+def load_groups(results_folder: str, ds_name: str) -> dict:
     groups = by_key(pair_table(results_folder, ds_name))
     if not groups:
         raise ValueError(f"no finished {ds_name} weak-to-strong runs under {str(results_folder)!r}")
+    return groups
+
+
+def write_tables_and_figure(results_folder: str, paths: tuple, text: str, fig) -> str:
+    """The Markdown text and the figure under RESULTS_FOLDER/plots (`paths`: their names there); returns text."""
+    results.plots_dir(results_folder).mkdir(parents=True, exist_ok=True)
+    md, png = paths
+    md.write_text(text)
+    fig.savefig(png, dpi=150)
+    return text
+
+
+def write_report(results_folder: str, ds_name: str = QUICKSTART_TASK) -> str:
+    """Markdown tables and the PGR figure under RESULTS_FOLDER/plots; returns the tables."""
+    groups = load_groups(results_folder, ds_name)
     text = (f"## {ds_name}: weak-to-strong on the pretrained ladder\n\n{effect_table(groups)}\n"
             f"## {ds_name}: control, strong rungs with random weights\n\n{control_table(groups)}")
-    out_dir = results.plots_dir(results_folder)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md, png = results.testbed_report_paths(out_dir, ds_name)
-    md.write_text(text)
-    plot_pgr(groups, ds_name).savefig(png, dpi=150)
-    return text
+    paths = results.testbed_report_paths(results.plots_dir(results_folder), ds_name)
+    return write_tables_and_figure(results_folder, paths, text, plot_pgr(groups, ds_name))
 
 
 # ---------------------------------------------------------------- methods: every loss of the registry, compared
@@ -255,13 +265,7 @@ def plot_methods(groups: dict, ds_name: str):
 
 def write_methods_report(results_folder: str, ds_name: str = QUICKSTART_TASK) -> str:
     """The methods table (Markdown) and figure under RESULTS_FOLDER/plots; returns the table."""
-    groups = by_key(pair_table(results_folder, ds_name))
-    if not groups:
-        raise ValueError(f"no finished {ds_name} weak-to-strong runs under {str(results_folder)!r}")
+    groups = load_groups(results_folder, ds_name)
     text = f"## {ds_name}: transfer losses on the pretrained ladder\n\n{methods_table(groups)}"
-    out_dir = results.plots_dir(results_folder)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md, png = results.testbed_methods_paths(out_dir, ds_name)
-    md.write_text(text)
-    plot_methods(groups, ds_name).savefig(png, dpi=150)
-    return text
+    paths = results.testbed_methods_paths(results.plots_dir(results_folder), ds_name)
+    return write_tables_and_figure(results_folder, paths, text, plot_methods(groups, ds_name))
