@@ -30,7 +30,7 @@ def test_model_sizes_parse_from_fire_tuples_and_strings():
 
 
 def test_commands_forward_flags_and_set_the_models():
-    cmd = train_simple_command({"ds_name": "boolq", "lr": 1e-5}, PlannedRun("gpt2-medium", "gpt2"))
+    cmd = train_simple_command({"ds_name": "boolq", "lr": 1e-5}, PlannedRun("gpt2-medium", "gpt2"), RunConfig())
     assert cmd[-4:] == ["--ds_name=boolq", "--lr=1e-05", "--model_size=gpt2-medium", "--weak_model_size=gpt2"]
 
 
@@ -42,7 +42,8 @@ def test_loss_flag_trains_the_transfer_runs_and_ground_truth_runs_give_their_lab
     base = RunConfig(ds_name="synthetic", loss="logconf", results_folder=str(tmp_path))
     flags = {"ds_name": "synthetic", "loss": "logconf"}
     for run in plan_sweep(["toy-small", "toy-large"]):
-        cfg, cmd = run_config(base, run), train_simple_command(flags, run)
+        cfg = run_config(base, run)
+        cmd = train_simple_command(flags, run, cfg)
         if run.weak_model_size is None:
             assert cfg.loss == "xent" and "--loss=xent" in cmd
         else:
