@@ -102,3 +102,19 @@ def test_a_sweep_finds_runs_named_after_the_docs_they_used(tmp_path, capsys):
     assert [row["accuracy"] is not None for row in rows] == [True] * 5
     names = [p.name for p in (tmp_path / "results" / "default").iterdir() if not p.name.startswith(".")]
     assert len(names) == 5 and all("-nd=80-ntd=30-" in name for name in names)
+
+
+def test_a_sweep_names_its_runs_for_the_device_its_executor_runs_them_on(tmp_path):
+    """Planned before any GPU is present: Slurm runs as bf16 (CUDA), this machine's runs as they run here."""
+    from weak_to_strong.precision import CPU, CUDA_BF16
+    from weak_to_strong.sweep import planning_device, resolve_run_configs
+
+    assert planning_device("slurm") == CUDA_BF16
+    assert planning_device("slurm", slurm_cluster="local") == planning_device("serial") == planning_device("local")
+    base = RunConfig(ds_name="synthetic", n_docs=200, n_test_docs=50, results_folder=str(tmp_path))
+    plan = plan_sweep(["toy-small", "toy-large"])
+    on_gpu, on_cpu = resolve_run_configs(base, plan, CUDA_BF16), resolve_run_configs(base, plan, CPU)
+    for run in plan:
+        gpu_name, cpu_name = results.config_name(on_gpu[run]), results.config_name(on_cpu[run])
+        assert "-ctx=256-" in gpu_name and "-prec=bf16" in gpu_name and "-prec=fp32" in cpu_name
+        assert gpu_name.replace("-prec=bf16", "-prec=fp32") == cpu_name

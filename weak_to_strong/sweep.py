@@ -188,16 +188,29 @@ def train_simple_command(flags: dict, run: PlannedRun, cfg: RunConfig) -> list[s
     ]
 
 
-def planning_device(executor: str) -> DeviceKind:
+def planning_device(executor: str, slurm_cluster: str = "slurm") -> DeviceKind:
     """The kind of device the executor runs the runs on, which a run's precision is resolved for (and named
-    after) before any run starts. serial and local: this machine's (CUDA when it has a GPU, else MPS or CPU).
-    slurm: a CUDA GPU with bf16, as Slurm nodes have; on older GPUs give --precision=fp16 or fp32, else
-    the runs resolve "auto" to fp32 there and the sweep's summary will not find their folders."""
-    if executor == "slurm":
+    after) before any run starts. serial, local, and submitit's local/debug backends: this machine's (CUDA
+    when it has a GPU, else MPS or CPU). Slurm: a CUDA GPU with bf16, as Slurm GPU nodes have; on older GPUs
+    give --precision=fp16 or fp32, else their runs resolve "auto" to fp32 and the sweep's summary will not
+    find their folders."""
+    if executor == "slurm" and slurm_cluster == "slurm":
         return CUDA_BF16
     from weak_to_strong.models import pick_device
 
     return device_kind(pick_device())
+
+
+def planning_context(model_size: str) -> int | None:
+    """The model's context, for naming a planned run; None where its config cannot be read now. That run
+    then fails, reported with its log, while the rest of the sweep goes on."""
+    from weak_to_strong.model import model_context
+
+    try:
+        return model_context(model_size)
+    except (OSError, ValueError) as e:
+        print(f"warning: cannot read {model_size!r}'s config to name its runs ({e}); its runs will likely fail")
+        return None
 
 
 def resolve_run_configs(base: RunConfig, plan: list[PlannedRun],
@@ -206,7 +219,6 @@ def resolve_run_configs(base: RunConfig, plan: list[PlannedRun],
     (`pipeline.resolve_doc_counts`), then `config.resolve_run` for `device` (default: this machine's) and
     the model's context. The data loads once per seed, the only field of the plan the counts can depend
     on (through balancing)."""
-    from weak_to_strong.model import model_context
     from weak_to_strong.pipeline import resolve_doc_counts
 
     device = planning_device("serial") if device is None else device
@@ -217,7 +229,7 @@ def resolve_run_configs(base: RunConfig, plan: list[PlannedRun],
         if cfg.seed not in counts:
             counts[cfg.seed] = resolve_doc_counts(cfg)
         cfg = replace(cfg, n_docs=counts[cfg.seed].n_docs, n_test_docs=counts[cfg.seed].n_test_docs)
-        configs[run] = resolve_run(cfg, device, model_context)
+        configs[run] = resolve_run(cfg, device, planning_context)
     return configs
 
 
@@ -225,7 +237,7 @@ def make_jobs(base: RunConfig, flags: dict, plan: list[PlannedRun], options: Swe
               configs: dict[PlannedRun, ResolvedRun] | None = None) -> list[executors.Job]:
     """What the executors run: commands (under torchrun for several GPUs per run), dependencies, logs.
     `configs`: the plan's resolved runs, if already at hand (`resolve_run_configs`)."""
-    configs = configs or resolve_run_configs(base, plan, planning_device(options.executor))
+    configs = configs or resolve_run_configs(base, plan, planning_device(options.executor, options.slurm_cluster))
     jobs = []
     for run in plan:
         resolved = configs[run]
@@ -291,7 +303,7 @@ def run_sweep(model_sizes, **flags) -> list[dict]:
     base = RunConfig(**flags)  # validates every forwarded flag before any run starts
     results.check_folder_path(base.results_folder)
     plan = plan_sweep(sizes, options.seeds)
-    configs = resolve_run_configs(base, plan, planning_device(options.executor))
+    configs = resolve_run_configs(base, plan, planning_device(options.executor, options.slurm_cluster))
     jobs = make_jobs(base, flags, plan, options, configs)
     if options.dry_run:
         print_plan(jobs, options)
