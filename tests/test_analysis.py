@@ -257,6 +257,7 @@ def run_plot(*args) -> subprocess.CompletedProcess:
                           text=True, env=env, cwd=REPO_ROOT, timeout=120)
 
 
+@pytest.mark.slow
 def test_plot_command_writes_a_figure_and_tables_per_dataset(tmp_path):
     for ds_name in ("sciq", "boolq"):
         for seed in (0, 1):
@@ -294,6 +295,7 @@ def test_plot_figure_draws_a_line_per_weak_model_and_a_marker_per_loss(tmp_path)
     assert drawn == {("C0", "o", (0.8, 0.9)), ("C0", "s", (0.9,)), ("C1", "o", (0.9,))}
 
 
+@pytest.mark.slow
 def test_plot_command_help():
     proc = run_plot("--help")
     helptext = proc.stdout + proc.stderr  # fire pages help to stdout only on a terminal

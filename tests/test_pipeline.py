@@ -162,6 +162,7 @@ def run_script(*args, cwd=REPO):
     (["--batch_size=32", "--minibatch_size_per_device=5"], "error: --batch_size=32 is not a multiple"),
     (["--model_size=toy-large", "--weak_model_size=toy-small", "--ds_name=synthetic"], "error: no weak labels at"),
 ])
+@pytest.mark.slow
 def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
     out = run_script("train_simple.py", f"--results_folder={tmp_path}/r", *args)
     assert out.returncode == 2
@@ -239,6 +240,7 @@ def test_an_empty_split_fails_before_the_model_loads_and_writes_nothing(tiny_fla
     assert files_under(Path(tiny_flags["results_folder"])) == []
 
 
+@pytest.mark.slow
 def test_every_loss_trains_a_transfer_run_in_a_folder_of_its_own(tiny_flags):
     flags = {**tiny_flags, "n_docs": 300}  # ~150 weak labels: more than logconf_buffer's 128
     run_train_simple(RunConfig(**flags))

@@ -53,6 +53,7 @@ def test_loss_flag_trains_the_transfer_runs_and_ground_truth_runs_give_their_lab
 
 
 @pytest.mark.parametrize("flag", ["--model_size=gpt2", "--weak_model_size=gpt2", "--weak_labels_path=/x"])
+@pytest.mark.slow
 def test_sweep_refuses_flags_it_sets_itself(tmp_path, flag):
     out = subprocess.run([sys.executable, "sweep.py", "--model_sizes=toy-small", flag,
                           f"--results_folder={tmp_path}"], cwd=REPO, capture_output=True, text=True,
@@ -61,6 +62,7 @@ def test_sweep_refuses_flags_it_sets_itself(tmp_path, flag):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_end_to_end_sweep_of_two_toy_sizes(tmp_path):
     folder = tmp_path / "results"
     out = subprocess.run(

@@ -114,6 +114,7 @@ def run_script(*args, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
                           text=True, env=env, cwd=cwd, timeout=300)
 
 
+@pytest.mark.slow
 def test_script_parses_the_loss_list_and_reuses_the_runs(w2s_folder, tmp_path):
     folder = copy_of(w2s_folder, tmp_path)
     flags = [f"--{k}={v}" for k, v in TOY_FLAGS.items()]
