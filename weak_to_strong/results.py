@@ -1,7 +1,8 @@
 """The only module that knows run folders and file names.
 
 A run lives in `results_folder/sweep_subfolder/<config name>/`:
-  config.json           what affects results (a transfer run adds weak_model_size and weak_model)
+  config.json           the run's identity, as resolved (config.resolve_run): what affects results (a transfer
+                        run adds weak_model_size and weak_model, a --weak_labels_path run weak_labels_path)
   results_summary.json  {"accuracy", "auroc", "ece"[, "agreement", "agreement_on_weak_errors"]}; written last,
                         so its presence means "finished"
   test_predictions.json the final model's P(label 1) per test document: id, prob, label
