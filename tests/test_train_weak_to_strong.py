@@ -171,3 +171,13 @@ def test_bad_flags_fail_before_any_work(tmp_path, flags, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         configs_from_flags({**TOY_FLAGS, "results_folder": str(tmp_path), **flags})
     assert not any(tmp_path.iterdir())
+
+
+def test_pair_summaries_record_every_result_field():
+    """Derived from the field metadata: a result field added to RunConfig reaches the pair summary's settings."""
+    from weak_to_strong.config import result_field_names
+    from weak_to_strong.experiment import SHARED_RESULT_FIELDS, STAGE_FLAGS, STAGE_RESULT_FIELDS
+
+    covered = {*SHARED_RESULT_FIELDS, *STAGE_RESULT_FIELDS, *STAGE_FLAGS, "ds_name", "seed"}
+    assert set(result_field_names()) <= covered
+    assert {"lora_rank", "precision", "balance"} <= {*SHARED_RESULT_FIELDS, *STAGE_RESULT_FIELDS}
