@@ -30,7 +30,7 @@ def test_model_sizes_parse_from_fire_tuples_and_strings():
 
 
 def test_commands_forward_flags_and_set_the_models():
-    cmd = train_simple_command({"ds_name": "boolq", "lr": 1e-5}, PlannedRun("gpt2-medium", "gpt2"))
+    cmd = train_simple_command({"ds_name": "boolq", "lr": 1e-5}, PlannedRun("gpt2-medium", "gpt2"), RunConfig())
     assert cmd[-4:] == ["--ds_name=boolq", "--lr=1e-05", "--model_size=gpt2-medium", "--weak_model_size=gpt2"]
 
 
@@ -42,7 +42,8 @@ def test_loss_flag_trains_the_transfer_runs_and_ground_truth_runs_give_their_lab
     base = RunConfig(ds_name="synthetic", loss="logconf", results_folder=str(tmp_path))
     flags = {"ds_name": "synthetic", "loss": "logconf"}
     for run in plan_sweep(["toy-small", "toy-large"]):
-        cfg, cmd = run_config(base, run), train_simple_command(flags, run)
+        cfg = run_config(base, run)
+        cmd = train_simple_command(flags, run, cfg)
         if run.weak_model_size is None:
             assert cfg.loss == "xent" and "--loss=xent" in cmd
         else:
@@ -52,6 +53,7 @@ def test_loss_flag_trains_the_transfer_runs_and_ground_truth_runs_give_their_lab
 
 
 @pytest.mark.parametrize("flag", ["--model_size=gpt2", "--weak_model_size=gpt2", "--weak_labels_path=/x"])
+@pytest.mark.slow
 def test_sweep_refuses_flags_it_sets_itself(tmp_path, flag):
     out = subprocess.run([sys.executable, "sweep.py", "--model_sizes=toy-small", flag,
                           f"--results_folder={tmp_path}"], cwd=REPO, capture_output=True, text=True,
@@ -60,6 +62,7 @@ def test_sweep_refuses_flags_it_sets_itself(tmp_path, flag):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_end_to_end_sweep_of_two_toy_sizes(tmp_path):
     folder = tmp_path / "results"
     out = subprocess.run(
@@ -101,3 +104,19 @@ def test_a_sweep_finds_runs_named_after_the_docs_they_used(tmp_path, capsys):
     assert [row["accuracy"] is not None for row in rows] == [True] * 5
     names = [p.name for p in (tmp_path / "results" / "default").iterdir() if not p.name.startswith(".")]
     assert len(names) == 5 and all("-nd=80-ntd=30-" in name for name in names)
+
+
+def test_a_sweep_names_its_runs_for_the_device_its_executor_runs_them_on(tmp_path):
+    """Planned before any GPU is present: Slurm runs as bf16 (CUDA), this machine's runs as they run here."""
+    from weak_to_strong.precision import CPU, CUDA_BF16
+    from weak_to_strong.sweep import planning_device, resolve_run_configs
+
+    assert planning_device("slurm") == CUDA_BF16
+    assert planning_device("slurm", slurm_cluster="local") == planning_device("serial") == planning_device("local")
+    base = RunConfig(ds_name="synthetic", n_docs=200, n_test_docs=50, results_folder=str(tmp_path))
+    plan = plan_sweep(["toy-small", "toy-large"])
+    on_gpu, on_cpu = resolve_run_configs(base, plan, CUDA_BF16), resolve_run_configs(base, plan, CPU)
+    for run in plan:
+        gpu_name, cpu_name = results.config_name(on_gpu[run]), results.config_name(on_cpu[run])
+        assert "-ctx=256-" in gpu_name and "-prec=bf16" in gpu_name and "-prec=fp32" in cpu_name
+        assert gpu_name.replace("-prec=bf16", "-prec=fp32") == cpu_name

@@ -65,6 +65,7 @@ def test_testbed_datasets_load_through_the_registry():
     assert set(binding["train"]["hard_label"]) <= {0, 1}
 
 
+@pytest.mark.slow
 def test_every_fact_asked_at_test_time_is_stated_in_the_pretraining_corpus():
     """The smallest rung's whole corpus states every test person's vote, correctly, many times."""
     tokenizer = ladder.make_tokenizer()
@@ -178,6 +179,7 @@ def test_every_pretrained_rung_is_shipped_with_the_current_recipe_and_twins_are_
 
 
 @pytest.mark.parametrize("name", ["tb-s", "tb-m-random"])
+@pytest.mark.slow
 def test_rebuilding_a_shipped_rung_gives_its_evaluation_numbers(name, tmp_path):
     """The cheap rungs in the default suite; the test below rebuilds the rest (slow)."""
     check_rebuild(name, tmp_path)
@@ -205,6 +207,7 @@ def check_rebuild(name: str, out: Path) -> None:
 
 # ---------------------------------------------------------------- the science, end to end
 
+@pytest.mark.slow
 def test_a_pretrained_student_recovers_part_of_the_gap_and_its_random_twin_does_not(tmp_path):
     """tb-s's labels -> tb-xl on testbed_knowledge, seed 0: a real gap, PGR clearly above 0; the same
     architecture never pretrained recovers far less of the same gap. Guards the science end to end."""
@@ -234,6 +237,7 @@ def test_control_pgr_is_a_share_of_the_pretrained_pairs_gap():
     assert mean == pytest.approx(0.0) and se == pytest.approx(0.5)
 
 
+@pytest.mark.slow
 def test_measure_writes_the_tables_and_figure_for_every_pair(tmp_path):
     from weak_to_strong.testbed.report import run_measurement
 

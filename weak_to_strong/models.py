@@ -38,6 +38,9 @@ class ModelSpec:
     """Default --lora_rank: 0 trains every weight; r > 0 trains rank-r LoRA adapters and the head."""
     fsdp: bool = False
     """Default --fsdp: under torchrun, shard the model over GPUs (FSDP2) rather than replicate it (DDP)."""
+    context: int | None = None
+    """The model's context length (its config's n_positions), where known without loading the config: runs are
+    named after the max_ctx they use, so a sweep can name them offline. None: read from the model's config."""
 
 
 def _toy_builder(size: str) -> Callable[[], str]:
@@ -62,10 +65,11 @@ _QWEN1 = dict(trust_remote_code=True)
 
 _SPECS = [
     # The paper's GPT-2 ladder, with the reference's tuned learning rates.
-    ModelSpec("gpt2", default_lr=5e-5, eval_batch_size=32, minibatch_size=32),
-    ModelSpec("gpt2-medium", default_lr=5e-5, eval_batch_size=32, minibatch_size=16),
-    ModelSpec("gpt2-large", default_lr=1e-5, eval_batch_size=32, minibatch_size=8),
-    ModelSpec("gpt2-xl", default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True, minibatch_size=4),
+    ModelSpec("gpt2", context=1024, default_lr=5e-5, eval_batch_size=32, minibatch_size=32),
+    ModelSpec("gpt2-medium", context=1024, default_lr=5e-5, eval_batch_size=32, minibatch_size=16),
+    ModelSpec("gpt2-large", context=1024, default_lr=1e-5, eval_batch_size=32, minibatch_size=8),
+    ModelSpec("gpt2-xl", context=1024, default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True,
+              minibatch_size=4),
     # The paper's Qwen (v1) family; it needs remote code, pinned to the reference's revisions.
     ModelSpec("Qwen/Qwen-1_8B", default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True, dtype="bfloat16",
               minibatch_size=4, pretrained_kwargs=dict(_QWEN1, revision="5fde88dff770a7d036847211f5d9d9705f0caa69")),

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import time
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +23,8 @@ import torch
 from weak_to_strong import atomic, metrics, results
 from weak_to_strong.batching import Examples
 from weak_to_strong.checks import check_predictions
-from weak_to_strong.config import (RunConfig, balance, is_transfer, result_dict, token_budgets, use_fsdp,
-                                   weak_run_config, with_defaults, with_doc_counts)
+from weak_to_strong.config import (ResolvedRun, RunConfig, balance, is_transfer, resolve_run, result_dict,
+                                   token_budgets, use_fsdp, with_doc_counts)
 from weak_to_strong.datasets import column_list, data_revision, load_dataset
 from weak_to_strong.distributed import DataParallel, check_fsdp_optimizer, init_data_parallel
 from weak_to_strong.eval import accuracy, eval_token_budget, predict_probs
@@ -32,9 +32,9 @@ from weak_to_strong.locks import hold_lock
 from weak_to_strong.logger import NullLogger, make_run_logger
 from weak_to_strong.lora import add_lora
 from weak_to_strong.loss import check_train_size, make_loss
-from weak_to_strong.model import load_model, load_model_config, load_tokenizer, max_positions
+from weak_to_strong.model import load_model, load_tokenizer, model_context
 from weak_to_strong.models import get_model_spec
-from weak_to_strong.precision import resolve_precision
+from weak_to_strong.precision import device_kind
 from weak_to_strong.token_cache import tokenize_cached
 from weak_to_strong.train import TrainSettings, count_steps, train_model
 
@@ -82,16 +82,16 @@ def upload_run(cfg: RunConfig, run_path: Path) -> None:
     results.mark_uploaded(run_path, cfg.sync_command)
 
 
-def find_weak_labels(cfg: RunConfig) -> Path:
+def find_weak_labels(run: ResolvedRun) -> Path:
     """The weak labels a transfer run trains on; a ValueError says which run to do first."""
+    cfg = run.config
     if cfg.weak_labels_path is not None:
         path = Path(cfg.weak_labels_path)
         if not path.is_dir():
             raise ValueError(f"--weak_labels_path={cfg.weak_labels_path!r} does not exist")
         check_weak_labels_dataset(path, cfg.ds_name)
         return path
-    weak_cfg = weak_run_config(cfg)
-    path = results.weak_labels_dir(weak_cfg)
+    path = results.weak_labels_dir(run.weak)
     if not path.is_dir():
         sync(cfg, "download", path.parent)
     if not path.is_dir():
@@ -201,10 +201,13 @@ def run_train_simple(cfg: RunConfig) -> dict:
     # in seconds, before anything is written or a large model loads. Rank 0 downloads first.
     splits = dp.main_first(lambda: load_splits(cfg))
     cfg = resolve_doc_counts(cfg, splits, announce=dp.is_main)
-    run_path = results.run_dir(cfg)
+    # Resolved once, for this device and model (rank 0 builds a toy model's files first): its identity names
+    # the folder and is config.json, and the run uses exactly what it says.
+    run = dp.main_first(lambda: resolve_run(cfg, device_kind(dp.device), model_context))
+    run_path = results.run_dir(run)
     summary = reusable_summary(cfg, run_path, dp)
     if summary is None:
-        return train_run(cfg, splits, run_path, dp)
+        return train_run(run, splits, run_path, dp)
     if dp.is_main and not results.is_done(run_path, not is_transfer(cfg), cfg.sync_command):
         with hold_run_lock(run_path, dp):
             upload_run(cfg, run_path)
@@ -235,38 +238,35 @@ def reusable_summary(cfg: RunConfig, run_path: Path, dp: DataParallel, quiet: bo
     return summary
 
 
-def train_run(cfg: RunConfig, splits: dict, run_path: Path, dp: DataParallel) -> dict:
+def train_run(run: ResolvedRun, splits: dict, run_path: Path, dp: DataParallel) -> dict:
     """Every check a user can fail, then the model, then an emptied run folder, training and the results."""
-    weak_labels = dp.main_first(lambda: find_weak_labels(cfg)) if is_transfer(cfg) else None
-    config = result_dict(cfg)
+    cfg = run.config
+    weak_labels = dp.main_first(lambda: find_weak_labels(run)) if is_transfer(cfg) else None
+    config = result_dict(run)
     revision = data_revision(cfg.ds_name, cfg.data_dir)
     if revision is not None:
         config["data_revision"] = revision  # provenance only: not in the folder name
-    defaults = with_defaults(cfg)
     fsdp = use_fsdp(cfg) and dp.world_size > 1
     if fsdp:
-        check_fsdp_optimizer(defaults.optim)
+        check_fsdp_optimizer(cfg.optim)
     spec = get_model_spec(cfg.model_size)
     seed_everything(cfg.seed)
     # Rank 0 fetches (or builds) the model files first; the other ranks then find them in place.
     tokenizer = dp.main_first(lambda: load_tokenizer(spec))
-    max_ctx = min(cfg.max_ctx, max_positions(load_model_config(spec)) or cfg.max_ctx)
     # The data before the weights: a bad dataset or path fails in seconds, not after a large model loads.
     # Rank 0 tokenizes into the shared cache first; the other ranks then read it.
-    data = dp.main_first(lambda: load_run_data(cfg, splits, tokenizer, max_ctx, weak_labels))
+    data = dp.main_first(lambda: load_run_data(cfg, splits, tokenizer, cfg.max_ctx, weak_labels))
     model = load_model(spec, dp.device, linear_probe=cfg.linear_probe, gradient_checkpointing=cfg.gradient_checkpointing,
                        load_device=dp.load_device(fsdp))
-    model = add_lora(model, defaults.lora_rank)
+    model = add_lora(model, cfg.lora_rank)
     if cfg.compile:
         model.backbone.compile(dynamic=True)  # in place: parameter names and the saved state_dict stay the same
-    # Resolved for this device and model: what the run actually uses.
-    resolved = replace(defaults, precision=resolve_precision(cfg.precision, dp.device), max_ctx=max_ctx)
     model = dp.wrap(model, fsdp=fsdp)
 
     with hold_run_lock(run_path, dp):
         summary = reusable_summary(cfg, run_path, dp, quiet=True)  # finished meanwhile by another process?
         if summary is None:
-            summary = train_in_empty_folder(model, data, resolved, tokenizer.pad_token_id, dp, run_path, config)
+            summary = train_in_empty_folder(model, data, cfg, tokenizer.pad_token_id, dp, run_path, config)
         if dp.is_main:
             upload_run(cfg, run_path)
     return summary
@@ -274,10 +274,11 @@ def train_run(cfg: RunConfig, splits: dict, run_path: Path, dp: DataParallel) ->
 
 def train_in_empty_folder(model, data: RunData, cfg: RunConfig, pad_id: int, dp: DataParallel, run_path: Path,
                           config: dict) -> dict:
+    """`cfg`: the resolved run's config (`ResolvedRun.config`)."""
     if dp.is_main:
         results.reset_run_dir(run_path)
         atomic.write_json(run_path / results.CONFIG_FILE, config)
-    logger = make_run_logger(run_path / results.LOG_FILE, cfg.log_prefix + results.config_name(cfg), config) \
+    logger = make_run_logger(run_path / results.LOG_FILE, cfg.log_prefix + run_path.name, config) \
         if dp.is_main else NullLogger()
     try:
         summary = train_and_evaluate(model, data, cfg, pad_id, dp, logger, run_path)

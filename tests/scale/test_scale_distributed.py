@@ -76,6 +76,7 @@ def assert_same_run(single: Path, parallel: Path) -> None:
         assert torch.allclose(wa[name], wb[name], atol=TOL, rtol=0), name
 
 
+@pytest.mark.slow
 def test_two_process_torchrun_matches_single_process(tmp_path, subprocess_env, in_process):
     """DDP for xent and logconf (global-batch threshold) ground-truth runs, a logconf transfer run on the
     xent run's weak labels, and train_weak_to_strong; FSDP2 for logconf; DDP with automatic (planned)

@@ -110,6 +110,7 @@ def job(tmp_path, name, needs=(), **kwargs) -> executors.Job:
     return executors.Job(name, name, stand_in(tmp_path, name, **kwargs), tmp_path / "logs" / f"{name}.log", needs)
 
 
+@pytest.mark.slow
 def test_transfer_waits_only_for_its_own_weak_run(tmp_path, capsys):
     jobs = [job(tmp_path, "slow_gt", seconds=3.0), job(tmp_path, "fast_gt"),
             job(tmp_path, "fast_to_x", needs=("fast_gt",)), job(tmp_path, "slow_to_x", needs=("slow_gt",))]
@@ -172,6 +173,7 @@ def test_a_serial_sweep_makes_in_process_calls_and_the_others_commands(tmp_path)
 
 # ---------------------------------------------------------------- real toy sweeps
 
+@pytest.mark.slow
 def test_local_pool_of_two_cpu_workers_gives_the_serial_results(tmp_path, subprocess_env, in_process, capsys):
     """Two transfer runs train at once, each as a train_simple subprocess (as the serial sweep runs them); their
     results equal the same runs done one after another in this process. The ground-truth runs are finished
@@ -243,6 +245,7 @@ def test_slurm_jobs_carry_resources_and_afterok_dependencies(tmp_path):
     assert f"{tmp_path / 'tr'}/%j_0_log.err" in tr_script  # logs per run
 
 
+@pytest.mark.slow
 def test_slurm_path_runs_with_submitits_local_backend(tmp_path, subprocess_env, in_process, capsys):
     pytest.importorskip("submitit")
     folder = str(tmp_path)
