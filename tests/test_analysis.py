@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import statistics
@@ -248,6 +249,28 @@ def test_load_pair_summaries_over_seed_folders(tmp_path):
     assert only(table, loss="logconf")["pgr"] == pytest.approx((0.75 + 1.0) / 2)
 
 
+@pytest.mark.parametrize("differ", [dict(lora_rank=4), dict(precision="bf16")])
+def test_lora_and_full_pair_summaries_stay_apart(tmp_path, differ):
+    """train_weak_to_strong.py's summaries record every result field: a LoRA (or bf16) pair and a full (fp32)
+    pair of the same seed are two settings, not two seeds of one."""
+    from weak_to_strong.experiment import WeakToStrongConfig, make_pair_summary, plan_stages
+
+    w2s = WeakToStrongConfig(weak_model_size="gpt2", strong_model_size="gpt2-medium", transfer_loss="xent")
+    for name, flags in (("full", {}), ("other", differ)):
+        base = RunConfig(results_folder=str(tmp_path / name), **{"precision": "fp32", **flags})
+        summary = make_pair_summary(w2s, plan_stages(w2s, base), {"weak": 0.6, "strong": 0.8, "transfer_xent": 0.7})
+        results.write_pair_summary(tmp_path / name, summary)
+
+    rows, problems = results.load_pair_summaries(tmp_path)
+    table = plot.aggregate_pgr(rows)
+    assert not problems and len(rows) == 2
+    assert len(table) == 2 and all(row["n_seeds"] == 1 for row in table)
+    settings = {row["path"]: row["setting"] for row in rows}
+    key = next(iter(differ))
+    stage_key = "strong_lora_rank" if key == "lora_rank" else key
+    assert len({json.dumps(s.get(stage_key)) for s in settings.values()}) == 2
+
+
 # ---------------------------------------------------------------- the plot command
 
 def run_plot(*args) -> subprocess.CompletedProcess:
@@ -256,6 +279,7 @@ def run_plot(*args) -> subprocess.CompletedProcess:
                           text=True, env=env, cwd=REPO_ROOT, timeout=120)
 
 
+@pytest.mark.slow
 def test_plot_command_writes_a_figure_and_tables_per_dataset(tmp_path):
     for ds_name in ("sciq", "boolq"):
         for seed in (0, 1):
@@ -293,6 +317,7 @@ def test_plot_figure_draws_a_line_per_weak_model_and_a_marker_per_loss(tmp_path)
     assert drawn == {("C0", "o", (0.8, 0.9)), ("C0", "s", (0.9,)), ("C1", "o", (0.9,))}
 
 
+@pytest.mark.slow
 def test_plot_command_help():
     proc = run_plot("--help")
     helptext = proc.stdout + proc.stderr  # fire pages help to stdout only on a terminal

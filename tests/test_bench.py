@@ -92,6 +92,7 @@ def test_grid_expands_comma_lists_and_rejects_bad_settings():
     assert bench.parse_arch("gpt2-medium") == (24, 1024, 16) and bench.parse_arch("4x256") == (4, 256, 4)
 
 
+@pytest.mark.slow
 def test_cli_runs_rows_in_fresh_processes_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     cmd = [sys.executable, "-m", "weak_to_strong.bench", "--arch=1x64", "--min_len=3", "--max_len=9",

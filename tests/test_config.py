@@ -3,8 +3,26 @@ from dataclasses import replace
 
 import pytest
 
-from weak_to_strong.config import RunConfig, result_dict, short_keys
-from weak_to_strong.results import config_name, run_dir
+from weak_to_strong import config, results
+from weak_to_strong.config import RunConfig, resolve_run, short_keys
+from weak_to_strong.models import get_model_spec
+from weak_to_strong.precision import CPU, CUDA_BF16, DeviceKind
+from weak_to_strong.results import run_dir
+
+
+def registry_context(model: str) -> int | None:
+    """The registry's context lengths only: offline, no model config loaded (None: not clipped)."""
+    return get_model_spec(model).context
+
+
+def config_name(cfg: RunConfig, device: DeviceKind = CPU) -> str:
+    """A run's folder name as a CPU run names it, whatever machine the tests run on."""
+    return results.config_name(resolve_run(cfg, device, registry_context))
+
+
+def result_dict(cfg: RunConfig, device: DeviceKind = CPU) -> dict:
+    """config.json's content, as a CPU run writes it."""
+    return config.result_dict(resolve_run(cfg, device, registry_context))
 
 
 def test_reference_flag_names_and_defaults():
@@ -65,7 +83,7 @@ def test_transfer_config_embeds_the_weak_runs_config():
 def test_model_ids_with_slashes_make_one_folder(tmp_path):
     cfg = RunConfig(model_size="meta-llama/Llama-3.2-1B", weak_model_size="Qwen/Qwen2.5-0.5B",
                     results_folder=str(tmp_path))
-    path = run_dir(cfg)
+    path = run_dir(resolve_run(cfg, CPU, registry_context))
     assert path.parent == tmp_path / "default"
     assert "model=meta-llama--Llama-3.2-1B" in path.name and "weak=Qwen--Qwen2.5-0.5B" in path.name
     long_id = "org/" + "x" * 300
@@ -119,7 +137,7 @@ def test_bad_config_raises_a_clear_error(flags, message):
 
 
 GOLDEN_DEFAULT_NAME = ("bs=32-ctx=1024-ds=sciq-loss=xent-nd=20000-ntd=10000-model=gpt2-lr=5e-05-opt=adam-ep=2-seed=0"
-                       "-drop=0-lp=0-sched=cosine_anneal-lora=0-prec=auto")
+                       "-drop=0-lp=0-sched=cosine_anneal-lora=0-prec=fp32")
 
 
 def test_golden_run_folder_name_and_config_of_the_defaults():
@@ -136,7 +154,7 @@ def test_golden_run_folder_name_and_config_of_the_defaults():
 ])
 def test_balance_is_named_in_the_folder_and_config_when_on(flags, named):
     cfg = RunConfig(**flags)
-    assert config_name(cfg).endswith("-prec=auto-bal=1") == named
+    assert config_name(cfg).endswith("-prec=fp32-bal=1") == named
     assert result_dict(cfg).get("balance", False) == named
 
 
@@ -171,7 +189,7 @@ def test_every_loss_has_its_own_transfer_run_folder():
 def test_folder_names_of_the_existing_losses_are_pinned():
     """New losses must not rename the runs of the old ones (finished runs would be redone, analysis split)."""
     common = "ctx=1024-ds=sciq-loss={}-nd=20000-ntd=10000-model=gpt2-medium-lr=5e-05-opt=adam-ep=2-seed=0-drop=0" \
-             "-lp=0-sched=cosine_anneal-lora=0-prec=auto-weak=gpt2"
+             "-lp=0-sched=cosine_anneal-lora=0-prec=fp32-weak=gpt2"
     for loss in ("xent", "product", "logconf"):
         cfg = RunConfig(loss=loss, weak_model_size="gpt2", model_size="gpt2-medium")
         assert config_name(cfg) == "bs=32-" + common.format(loss)
@@ -256,3 +274,108 @@ def test_every_stage_run_has_a_folder_of_its_own():
             RunConfig(**transfer, early_stop=0.2), RunConfig(**transfer, unsup_epochs=1),
             RunConfig(model_size="tb-m", train_seed=1), RunConfig(model_size="tb-m")]
     assert len({config_name(c) for c in runs}) == len(runs)
+
+
+# ---------------------------------------------------------------- identity: a run is named as resolved
+
+
+def test_precision_is_named_as_resolved_for_the_device():
+    """auto runs in fp32 on CPU and in bf16 on a CUDA GPU with bf16: two results, two folders."""
+    cpu, gpu = config_name(RunConfig()), config_name(RunConfig(), CUDA_BF16)
+    assert cpu.endswith("-prec=fp32") and gpu.endswith("-prec=bf16") and cpu != gpu
+    assert config_name(RunConfig(), DeviceKind("cuda", bf16=False)).endswith("-prec=fp32")
+    assert result_dict(RunConfig(), CUDA_BF16)["precision"] == "bf16"
+    # A precision given outright is the same run on any device.
+    assert config_name(RunConfig(precision="fp16")) == config_name(RunConfig(precision="fp16"), CUDA_BF16)
+    assert config_name(RunConfig(precision="fp32")) == cpu
+
+
+def test_max_ctx_is_named_as_clipped_to_the_models_context():
+    from weak_to_strong.model import model_context
+
+    assert model_context("toy-small") == 256
+    resolved = resolve_run(RunConfig(model_size="toy-small", ds_name="synthetic"), CPU, model_context)
+    assert resolved.config.max_ctx == 256 and resolved.identity()["max_ctx"] == 256
+    assert "-ctx=256-" in results.config_name(resolved)
+    # Asking for 1024 or 256 is one run; asking for less is another.
+    same = resolve_run(RunConfig(model_size="toy-small", ds_name="synthetic", max_ctx=256), CPU, model_context)
+    less = resolve_run(RunConfig(model_size="toy-small", ds_name="synthetic", max_ctx=128), CPU, model_context)
+    assert results.config_name(same) == results.config_name(resolved) != results.config_name(less)
+    assert "-ctx=1024-" in config_name(RunConfig(model_size="gpt2"))
+
+
+def test_a_transfer_runs_weak_model_is_resolved_for_its_own_model():
+    run = resolve_run(RunConfig(model_size="toy-large", weak_model_size="gpt2", ds_name="synthetic"), CPU,
+                      lambda model: {"toy-large": 256, "gpt2": 1024}[model])
+    assert run.config.max_ctx == 256 and run.weak.config.max_ctx == 1024
+    assert run.weak.config.lr == 5e-5 and run.config.lr == 1e-3  # each model's own default
+
+
+def test_weak_labels_path_names_do_not_depend_on_what_lies_beside_the_labels(tmp_path):
+    labels = tmp_path / "run" / "weak_labels"
+    labels.mkdir(parents=True)
+    cfg = RunConfig(weak_labels_path=str(labels))
+    before = config_name(cfg)
+    (labels.parent / "config.json").write_text(json.dumps({"model_size": "gpt2"}))
+    assert config_name(cfg) == before
+    assert result_dict(cfg)["weak_model"] == {"model_size": "gpt2"}  # recorded, as provenance
+
+
+def test_stage_constructors_are_the_only_source_of_the_ground_truth_loss():
+    from weak_to_strong.config import GROUND_TRUTH_LOSS, ground_truth, transfer, weak_run_config
+
+    base = RunConfig(loss="logconf", weak_labels_path=None)
+    gt, tr = ground_truth(base, "gpt2"), transfer(base, "gpt2-medium", "gpt2")
+    assert (gt.model_size, gt.loss, gt.weak_model_size) == ("gpt2", GROUND_TRUTH_LOSS, None)
+    assert (tr.model_size, tr.loss, tr.weak_model_size) == ("gpt2-medium", "logconf", "gpt2")
+    assert weak_run_config(tr) == gt
+
+
+STAGE_FIELDS = ("bootstrap_chain", "s2s_round", "s2s_total", "unsup_epochs", "early_stop", "train_seed",
+                "weak_ensemble")
+
+
+def test_stage_fields_are_in_the_identity_when_on_and_omitted_when_off():
+    def identity(**flags):
+        return resolve_run(RunConfig(**flags), CPU, registry_context).identity()
+
+    plain = identity(model_size="gpt2-large", weak_model_size="gpt2-medium")
+    assert not set(STAGE_FIELDS) & set(plain) and not set(STAGE_FIELDS) & set(plain["weak_model"])
+    on = {**identity(model_size="gpt2-large", weak_model_size="gpt2-medium",
+                     bootstrap_chain="gpt2,gpt2-medium,gpt2-large", early_stop=0.2, unsup_epochs=1),
+          **identity(model_size="gpt2-large", weak_model_size="gpt2", s2s_round=1, s2s_total=2),
+          **identity(model_size="gpt2-large", weak_ensemble="gpt2,gpt2@1"),
+          **identity(model_size="gpt2", train_seed=3)}
+    assert {name: on[name] for name in STAGE_FIELDS} == dict(
+        bootstrap_chain="gpt2,gpt2-medium,gpt2-large", s2s_round=1, s2s_total=2, unsup_epochs=1, early_stop=0.2,
+        train_seed=3, weak_ensemble="gpt2,gpt2@1")
+
+
+def test_a_series_runs_weak_runs_are_resolved_recursively_each_for_its_own_model():
+    from weak_to_strong.config import GROUND_TRUTH_LOSS
+
+    chain = resolve_run(RunConfig(model_size="gpt2-large", weak_model_size="gpt2-medium", loss="logconf",
+                                  bootstrap_chain="gpt2,gpt2-medium,gpt2-large", early_stop=0.2), CPU,
+                        registry_context)
+    link = chain.weak  # the link before: a transfer run of the chain, with the run's own loss and options
+    assert (link.config.model_size, link.config.weak_model_size, link.config.loss) == ("gpt2-medium", "gpt2", "logconf")
+    assert link.config.bootstrap_chain == chain.config.bootstrap_chain and link.config.early_stop == 0.2
+    root = link.weak  # the weak model's ground-truth run: no stage fields
+    assert root is chain.series_root() and root.weak is None
+    assert (root.config.model_size, root.config.loss) == ("gpt2", GROUND_TRUTH_LOSS)
+    assert all(getattr(root.config, name) is None for name in STAGE_FIELDS)
+    assert (chain.config.lr, link.config.lr, root.config.lr) == (1e-5, 5e-5, 5e-5)  # each model's default
+
+    s2s = resolve_run(RunConfig(model_size="gpt2-large", weak_model_size="gpt2", s2s_round=2, s2s_total=2,
+                                unsup_epochs=1), CPU, registry_context)
+    rounds = [s2s, s2s.weak, s2s.weak.weak]
+    assert [r.config.s2s_round for r in rounds] == [2, 1, 0] and {r.config.lr for r in rounds} == {1e-5}
+    assert s2s.series_root() is rounds[2].weak and s2s.series_root().config.model_size == "gpt2"
+    assert s2s.series_root().config.unsup_epochs is None and s2s.series_root().config.lr == 5e-5
+    assert s2s.identity()["weak_model"] == rounds[1].identity()
+
+    ensemble = resolve_run(RunConfig(model_size="gpt2-large", weak_ensemble="gpt2,gpt2-medium@1", early_stop=0.2),
+                           CPU, registry_context)
+    assert ensemble.weak is None and [(m.config.model_size, m.config.train_seed, m.config.early_stop)
+                                      for m in ensemble.members] == [("gpt2", None, None), ("gpt2-medium", 1, None)]
+    assert ensemble.identity()["weak_ensemble_members"] == [m.identity() for m in ensemble.members]

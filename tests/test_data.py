@@ -114,6 +114,7 @@ def run_data_cli(*args):
                           capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_cli_list_prints_every_dataset_with_its_hub_id_splits_label_and_template():
     out = run_data_cli("list")
     assert out.returncode == 0, out.stderr
@@ -125,6 +126,7 @@ def test_cli_list_prints_every_dataset_with_its_hub_id_splits_label_and_template
     assert "template: Question: {question_stem}\\nAnswer: {answer}" in out.stdout
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path):
     out = run_data_cli("fetch", "sciq", "imdb", "--to", str(tmp_path / "copies"))
     assert out.returncode == 2 and "Traceback" not in out.stderr
@@ -132,6 +134,7 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path):
     assert not (tmp_path / "copies").exists()
 
 
+@pytest.mark.slow
 def test_cli_show_prints_formatted_examples_with_labels(tmp_path):
     (tmp_path / "piqa").mkdir()
     for split in ("train", "validation"):

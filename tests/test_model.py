@@ -77,6 +77,7 @@ def test_cpu_runs_float32_and_device_is_picked_at_call_time():
     assert isinstance(pick_device(), torch.device)
 
 
+@pytest.mark.slow
 def test_import_touches_no_cuda():
     import subprocess
     import sys

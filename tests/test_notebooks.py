@@ -46,6 +46,7 @@ def outputs(nb) -> list[dict]:
 
 
 @pytest.mark.parametrize("name", ["Plotting", "Plotting_old"])
+@pytest.mark.slow
 def test_notebook_runs_on_a_toy_sweep(name, toy_results, monkeypatch):
     monkeypatch.setenv("RESULTS_PATH", str(toy_results))
     nb = execute(name)

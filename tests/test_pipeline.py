@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import shutil
@@ -6,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from datasets import load_from_disk
 
 from weak_to_strong import metrics, plot, results
@@ -164,6 +166,7 @@ def run_script(*args, cwd=REPO):
     (["--batch_size=32", "--minibatch_size_per_device=5"], "error: --batch_size=32 is not a multiple"),
     (["--model_size=toy-large", "--weak_model_size=toy-small", "--ds_name=synthetic"], "error: no weak labels at"),
 ])
+@pytest.mark.slow
 def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
     out = run_script("train_simple.py", f"--results_folder={tmp_path}/r", *args)
     assert out.returncode == 2
@@ -241,6 +244,7 @@ def test_an_empty_split_fails_before_the_model_loads_and_writes_nothing(tiny_fla
     assert files_under(Path(tiny_flags["results_folder"])) == []
 
 
+@pytest.mark.slow
 def test_every_loss_trains_a_transfer_run_in_a_folder_of_its_own(tiny_flags):
     flags = {**tiny_flags, "n_docs": 300}  # ~150 weak labels: more than logconf_buffer's 128
     run_train_simple(RunConfig(**flags))
@@ -299,3 +303,69 @@ def test_early_stopping_needs_weak_labels(tiny_flags):
     assert not Path(tiny_flags["results_folder"]).exists()
     with pytest.raises(ValueError, match="--early_stop must be a share of the weak labels strictly between 0 and 1"):
         RunConfig(**{**tiny_flags, "weak_model_size": "toy-small", "early_stop": 1.5})
+
+
+# ---------------------------------------------------------------- golden: the run folders' contract
+
+GOLDEN_TOY = ("bs=16-ctx=256-ds=synthetic-loss={loss}-nd=200-ntd=50-model={model}-lr=0.001-opt=adam-ep=1-seed=0"
+              "-drop=0-lp=0-sched=cosine_anneal-lora=0-prec=fp32")
+"""A tiny_flags run on CPU: the toy models' context (256) clips max_ctx, and precision auto is fp32 there."""
+GOLDEN_TOY_CONFIG = dict(batch_size=16, max_ctx=256, ds_name="synthetic", loss="xent", n_docs=200, n_test_docs=50,
+                         model_size="toy-small", lr=0.001, optim="adam", epochs=1, seed=0, train_with_dropout=False,
+                         linear_probe=False, lr_schedule="cosine_anneal", lora_rank=0, precision="fp32")
+
+
+def written(path: Path) -> tuple[str, dict]:
+    return path.name, json.loads((path / "config.json").read_text())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="pins the names of CPU runs (prec=fp32)")
+def test_golden_run_folders_and_configs(tiny_flags):
+    """Pinned, not derived: the folder names and config.json files the three kinds of run write."""
+    folder = Path(tiny_flags["results_folder"]) / "default"
+    run_train_simple(RunConfig(**tiny_flags))
+    gt_path = folder / GOLDEN_TOY.format(loss="xent", model="toy-small")
+    assert written(gt_path) == (gt_path.name, GOLDEN_TOY_CONFIG)
+
+    run_train_simple(RunConfig(**{**tiny_flags, "model_size": "toy-large", "weak_model_size": "toy-small",
+                                  "loss": "logconf"}))
+    name = GOLDEN_TOY.format(loss="logconf", model="toy-large") + "-weak=toy-small"
+    assert written(folder / name) == (name, {**GOLDEN_TOY_CONFIG, "loss": "logconf", "model_size": "toy-large",
+                                             "weak_model_size": "toy-small", "weak_model": GOLDEN_TOY_CONFIG})
+
+    labels = str(gt_path / "weak_labels")
+    run_train_simple(RunConfig(**{**tiny_flags, "model_size": "toy-large", "weak_labels_path": str(gt_path)}))
+    labels_hash = hashlib.sha256(json.dumps(labels).encode()).hexdigest()[:8]  # named by the labels' path
+    name = GOLDEN_TOY.format(loss="xent", model="toy-large") + f"-wl={labels_hash}"
+    assert written(folder / name) == (name, {**GOLDEN_TOY_CONFIG, "model_size": "toy-large",
+                                             "weak_labels_path": labels, "weak_model": GOLDEN_TOY_CONFIG,
+                                             "weak_model_size": "toy-small"})
+    assert len([p for p in folder.iterdir() if not p.name.startswith(".")]) == 3
+
+
+def test_weak_labels_are_disjoint_from_the_weak_models_training_half_and_the_test_set(tiny_flags, monkeypatch):
+    """The experiment's core invariant: the weak model labels documents it never trained on, and no test
+    document is a training document of any stage. Ids are taken from what the run actually trained on."""
+    from weak_to_strong import pipeline
+
+    seen = {}
+    load = pipeline.load_run_data
+
+    def spy(cfg, *args, **kwargs):
+        data = load(cfg, *args, **kwargs)
+        seen[cfg.model_size] = data
+        return data
+
+    monkeypatch.setattr(pipeline, "load_run_data", spy)
+    gt = RunConfig(**tiny_flags)
+    run_train_simple(gt)
+    run_train_simple(RunConfig(**{**tiny_flags, "model_size": "toy-large", "weak_model_size": "toy-small"}))
+    weak_train = set(seen["toy-small"].train["id"])
+    labelled = set(load_from_disk(str(results.run_dir(gt) / "weak_labels"))["id"])
+    test = set(seen["toy-small"].test["id"])
+    assert weak_train and labelled and test
+    assert not weak_train & labelled
+    assert not labelled & test and not weak_train & test
+    assert set(seen["toy-large"].train["id"]) == labelled  # the student trains on exactly the labelled half
+    assert set(seen["toy-large"].test["id"]) == test
+    assert set(results.read_predictions(results.run_dir(gt))["id"]) == test

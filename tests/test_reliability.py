@@ -41,6 +41,7 @@ def run_outputs(run: Path) -> dict:
 
 # ---------------------------------------------------------------- the per-run lock
 
+@pytest.mark.slow
 def test_a_second_identical_run_waits_for_the_lock_and_never_deletes_finished_results(tiny_flags, tmp_path):
     """The reproduction: run A is under way (it holds the lock) when B starts; A finishes while B waits."""
     import shutil
@@ -62,6 +63,7 @@ def test_a_second_identical_run_waits_for_the_lock_and_never_deletes_finished_re
     assert "skipping" in out and run_outputs(run) == before
 
 
+@pytest.mark.slow
 def test_two_identical_runs_started_together_end_with_one_finished_run(tiny_flags):
     procs = [run_cli(tiny_flags) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]

@@ -30,7 +30,7 @@ def test_model_sizes_parse_from_fire_tuples_and_strings():
 
 
 def test_commands_forward_flags_and_set_the_models():
-    cmd = train_simple_command({"ds_name": "boolq", "lr": 1e-5}, PlannedRun("gpt2-medium", "gpt2"))
+    cmd = train_simple_command({"ds_name": "boolq", "lr": 1e-5}, PlannedRun("gpt2-medium", "gpt2"), RunConfig())
     assert cmd[-4:] == ["--ds_name=boolq", "--lr=1e-05", "--model_size=gpt2-medium", "--weak_model_size=gpt2"]
 
 
@@ -42,7 +42,8 @@ def test_loss_flag_trains_the_transfer_runs_and_ground_truth_runs_give_their_lab
     base = RunConfig(ds_name="synthetic", loss="logconf", results_folder=str(tmp_path))
     flags = {"ds_name": "synthetic", "loss": "logconf"}
     for run in plan_sweep(["toy-small", "toy-large"]):
-        cfg, cmd = run_config(base, run), train_simple_command(flags, run)
+        cfg = run_config(base, run)
+        cmd = train_simple_command(flags, run, cfg)
         if run.weak_model_size is None:
             assert cfg.loss == "xent" and "--loss=xent" in cmd
         else:
@@ -52,6 +53,7 @@ def test_loss_flag_trains_the_transfer_runs_and_ground_truth_runs_give_their_lab
 
 
 @pytest.mark.parametrize("flag", ["--model_size=gpt2", "--weak_model_size=gpt2", "--weak_labels_path=/x"])
+@pytest.mark.slow
 def test_sweep_refuses_flags_it_sets_itself(tmp_path, flag):
     out = subprocess.run([sys.executable, "sweep.py", "--model_sizes=toy-small", flag,
                           f"--results_folder={tmp_path}"], cwd=REPO, capture_output=True, text=True,
@@ -60,6 +62,7 @@ def test_sweep_refuses_flags_it_sets_itself(tmp_path, flag):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_end_to_end_sweep_of_two_toy_sizes(tmp_path):
     folder = tmp_path / "results"
     out = subprocess.run(
@@ -165,7 +168,7 @@ def test_bootstrap_plans_links_after_the_sweep_and_each_waits_for_the_one_before
     assert [r.label for r in links] == ["tb-s->tb-m (bootstrap)", "tb-s->tb-m->tb-l (bootstrap)"]
     assert dependencies(links[0]) == (PlannedRun("tb-s"),) and dependencies(links[1]) == (links[0],)
     assert plan[:len(plan) - 2] == plan_sweep(list(CHAIN))
-    cmd = train_simple_command({}, links[1])
+    cmd = train_simple_command({}, links[1], run_config(RunConfig(), links[1]))
     assert "--bootstrap_chain=tb-s,tb-m,tb-l" in cmd and "--weak_model_size=tb-m" in cmd
 
 
@@ -235,9 +238,9 @@ def test_ensemble_plan_reuses_the_plain_run_and_waits_for_every_member():
     assert len({r.label for r in plan}) == len(plan)
     assert dependencies(ensembles[0]) == (PlannedRun("toy-small", train_seed=3), PlannedRun("toy-small"),
                                           PlannedRun("toy-small", train_seed=1))
-    cmd = train_simple_command({}, ensembles[0])
+    cmd = train_simple_command({}, ensembles[0], run_config(RunConfig(), ensembles[0]))
     assert "--weak_ensemble=toy-small@3,toy-small,toy-small@1" in cmd and not any("--weak_model_size" in a for a in cmd)
-    assert "--train_seed=3" in train_simple_command({}, members[0])
+    assert "--train_seed=3" in train_simple_command({}, members[0], run_config(RunConfig(), members[0]))
 
 
 def test_s2s_round_k_trains_on_round_k_minus_1s_labels(tmp_path, monkeypatch):
@@ -280,7 +283,7 @@ def test_s2s_plan_chains_each_round_to_the_one_before():
     assert [r.label for r in rounds] == [f"toy-small->toy-large s2s round {k}/2" for k in range(3)]
     assert dependencies(rounds[0]) == (PlannedRun("toy-small"),)
     assert dependencies(rounds[2]) == (rounds[1],)
-    cmd = train_simple_command({}, rounds[1])
+    cmd = train_simple_command({}, rounds[1], run_config(RunConfig(), rounds[1]))
     assert "--s2s_round=1" in cmd and "--s2s_total=2" in cmd and "--weak_model_size=toy-small" in cmd
 
 
@@ -290,7 +293,8 @@ def test_early_stop_and_unsup_apply_to_the_transfer_runs_and_ground_truth_runs_g
     base = RunConfig(ds_name="synthetic", early_stop=0.2, unsup_epochs=1, results_folder=str(tmp_path))
     flags = {"ds_name": "synthetic", "early_stop": 0.2, "unsup_epochs": 1}
     for run in plan_sweep(["toy-small", "toy-large"], s2s_rounds=1):
-        cfg, cmd = run_config(base, run), train_simple_command(flags, run)
+        cfg = run_config(base, run)
+        cmd = train_simple_command(flags, run, cfg)
         if run.weak_model_size is None:
             assert cfg.early_stop is None and not any(a.startswith("--early_stop") for a in cmd)
             assert cfg.unsup_epochs is None and not any(a.startswith("--unsup_epochs") for a in cmd)
@@ -306,3 +310,19 @@ def dependencies_of(run):
 
     (needed,) = dependencies(run)
     return needed
+
+
+def test_a_sweep_names_its_runs_for_the_device_its_executor_runs_them_on(tmp_path):
+    """Planned before any GPU is present: Slurm runs as bf16 (CUDA), this machine's runs as they run here."""
+    from weak_to_strong.precision import CPU, CUDA_BF16
+    from weak_to_strong.sweep import planning_device, resolve_run_configs
+
+    assert planning_device("slurm") == CUDA_BF16
+    assert planning_device("slurm", slurm_cluster="local") == planning_device("serial") == planning_device("local")
+    base = RunConfig(ds_name="synthetic", n_docs=200, n_test_docs=50, results_folder=str(tmp_path))
+    plan = plan_sweep(["toy-small", "toy-large"])
+    on_gpu, on_cpu = resolve_run_configs(base, plan, CUDA_BF16), resolve_run_configs(base, plan, CPU)
+    for run in plan:
+        gpu_name, cpu_name = results.config_name(on_gpu[run]), results.config_name(on_cpu[run])
+        assert "-ctx=256-" in gpu_name and "-prec=bf16" in gpu_name and "-prec=fp32" in cpu_name
+        assert gpu_name.replace("-prec=bf16", "-prec=fp32") == cpu_name

@@ -65,6 +65,7 @@ def test_testbed_datasets_load_through_the_registry():
     assert set(binding["train"]["hard_label"]) <= {0, 1}
 
 
+@pytest.mark.slow
 def test_every_fact_asked_at_test_time_is_stated_in_the_pretraining_corpus():
     """The smallest rung's whole corpus states every test person's vote, correctly, many times."""
     tokenizer = ladder.make_tokenizer()
@@ -178,6 +179,7 @@ def test_every_pretrained_rung_is_shipped_with_the_current_recipe_and_twins_are_
 
 
 @pytest.mark.parametrize("name", ["tb-s", "tb-m-random"])
+@pytest.mark.slow
 def test_rebuilding_a_shipped_rung_gives_its_evaluation_numbers(name, tmp_path):
     """The cheap rungs in the default suite; the test below rebuilds the rest (slow)."""
     check_rebuild(name, tmp_path)
@@ -205,6 +207,7 @@ def check_rebuild(name: str, out: Path) -> None:
 
 # ---------------------------------------------------------------- the science, end to end
 
+@pytest.mark.slow
 def test_a_pretrained_student_recovers_part_of_the_gap_and_its_random_twin_does_not(tmp_path):
     """tb-s's labels -> tb-xl on testbed_knowledge, seed 0: a real gap, PGR clearly above 0; the same
     architecture never pretrained recovers far less of the same gap. Guards the science end to end."""
@@ -234,6 +237,7 @@ def test_control_pgr_is_a_share_of_the_pretrained_pairs_gap():
     assert mean == pytest.approx(0.0) and se == pytest.approx(0.5)
 
 
+@pytest.mark.slow
 def test_measure_writes_the_tables_and_figure_for_every_pair(tmp_path):
     from weak_to_strong.testbed.report import run_measurement
 
@@ -252,3 +256,23 @@ def test_testbed_registry_entries_say_what_the_corpus_holds_what_is_asked_and_wh
     for name in ("testbed_knowledge", "testbed_binding"):
         about = DATASETS[name].description
         assert about.startswith("Corpus:") and "Task:" in about and "confidently wrong" in about
+
+
+def test_tune_lr_takes_the_largest_rate_within_one_standard_error_of_the_best():
+    from weak_to_strong.testbed.tune import best_lr, format_table
+
+    plateau = {1e-5: [0.99, 1.0, 1.0], 3e-5: [1.0, 0.99, 0.99], 1e-4: [0.95, 0.96, 0.95]}
+    assert best_lr(plateau) == 3e-5  # 0.993 is within one SE (0.0033) of 0.997
+    peaked = {1e-5: [0.70, 0.71, 0.72], 1e-3: [0.80, 0.81, 0.80], 3e-3: [0.75, 0.76, 0.74]}
+    assert best_lr(peaked) == 1e-3
+    table = format_table({"tb-s": {lr: [0.5, 0.6] for lr in (3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)}})
+    assert "| tb-s | 0.550 ± 0.050 |" in table and table.rstrip().endswith("| 0.003 | 0.001 |")
+
+
+def test_methods_gain_is_paired_by_seed():
+    from weak_to_strong.testbed.report import paired_pgr_gain
+
+    xent = [{"seed": s, "weak_acc": 0.8, "strong_acc": 1.0, "transfer_acc": t} for s, t in ((0, 0.9), (1, 0.95))]
+    other = [{"seed": s, "weak_acc": 0.8, "strong_acc": 1.0, "transfer_acc": t} for s, t in ((0, 0.92), (1, 0.99))]
+    mean, se = paired_pgr_gain(other, xent)  # +0.1 and +0.2
+    assert mean == pytest.approx(0.15) and se == pytest.approx(0.05)

@@ -413,6 +413,7 @@ def test_right_padded_causal_batches_skip_the_mask_with_the_same_logits(toy):
     assert not TransformerWithHead(bert).causal  # bidirectional: its padding mask must stay
 
 
+@pytest.mark.slow
 def test_compiled_backbone_predicts_like_eager(toy):
     tokenizer, model = toy
     examples = random_examples(6, vocab=len(tokenizer))

@@ -114,6 +114,7 @@ def run_script(*args, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
                           text=True, env=env, cwd=cwd, timeout=300)
 
 
+@pytest.mark.slow
 def test_script_parses_the_loss_list_and_reuses_the_runs(w2s_folder, tmp_path):
     folder = copy_of(w2s_folder, tmp_path)
     flags = [f"--{k}={v}" for k, v in TOY_FLAGS.items()]
@@ -142,8 +143,9 @@ def test_script_bad_flag_is_one_error_line(monkeypatch, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         run_main(monkeypatch, "--transfer_loss=nope", f"--results_folder={tmp_path}")
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err == (
-        "error: unknown loss in --transfer_loss 'nope'; choose one of: xent, product, logconf\n")
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown loss in --transfer_loss 'nope'; choose one of: xent, product, logconf")
+    assert err.count("\n") == 1
     assert not any(tmp_path.iterdir())
 
 
@@ -169,3 +171,13 @@ def test_bad_flags_fail_before_any_work(tmp_path, flags, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         configs_from_flags({**TOY_FLAGS, "results_folder": str(tmp_path), **flags})
     assert not any(tmp_path.iterdir())
+
+
+def test_pair_summaries_record_every_result_field():
+    """Derived from the field metadata: a result field added to RunConfig reaches the pair summary's settings."""
+    from weak_to_strong.config import result_field_names
+    from weak_to_strong.experiment import SHARED_RESULT_FIELDS, STAGE_FLAGS, STAGE_RESULT_FIELDS
+
+    covered = {*SHARED_RESULT_FIELDS, *STAGE_RESULT_FIELDS, *STAGE_FLAGS, "ds_name", "seed"}
+    assert set(result_field_names()) <= covered
+    assert {"lora_rank", "precision", "balance"} <= {*SHARED_RESULT_FIELDS, *STAGE_RESULT_FIELDS}

@@ -1,7 +1,8 @@
-"""The run config: its fields, which of them affect results, validation and defaults.
+"""The run config: its fields, which of them affect results, validation, defaults and resolution.
 
 Fields with a `short` key affect results: they go into config.json and the run
-folder's name. The others (where results go, how work is chunked, whether to
+folder's name, as `resolve_run` resolves them for the device the run runs on
+(defaults filled in, a concrete precision, the max_ctx the model allows). The others (where results go, how work is chunked, whether to
 retrain) cannot change a run's results and are left out of both. A result field
 added after run folders were first named (`omit_if`) is left out of both while it
 holds the value every earlier run had, so earlier runs keep their folders.
@@ -12,13 +13,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Callable
 
 from weak_to_strong.datasets import get_dataset_spec
 from weak_to_strong.loss import LOSSES
 from weak_to_strong.models import OPTIMIZERS, get_model_spec
-from weak_to_strong.precision import check_precision
+from weak_to_strong.precision import DeviceKind, check_precision, device_kind, resolve_precision
 from weak_to_strong.train import LR_SCHEDULES
 
 
@@ -39,7 +41,8 @@ class RunConfig:
     batch_size: int = result_field(32, "bs")
     """Examples per optimizer step (the learning rates were tuned for 32)."""
     max_ctx: int = result_field(1024, "ctx")
-    """Only documents shorter than this many tokens are kept (as the reference: one of exactly max_ctx is dropped)."""
+    """Only documents shorter than this many tokens are kept (as the reference: one of exactly max_ctx is dropped).
+    Lowered to the model's context length where that is shorter, and named and recorded as lowered."""
     ds_name: str = result_field("sciq", "ds")
     loss: str = result_field("xent", "loss")
     n_docs: int = result_field(20000, "nd")
@@ -64,7 +67,8 @@ class RunConfig:
     """Train rank-r LoRA adapters (peft) and the head instead of every weight; 0: full fine-tuning.
     None: the model's default (full fine-tuning unless the registry says otherwise)."""
     precision: str = result_field("auto", "prec")
-    """Autocast dtype of the forward pass: fp32, bf16, fp16, or auto (bf16 on a CUDA GPU that supports it, else fp32)."""
+    """Autocast dtype of the forward pass: fp32, bf16, fp16, or auto (bf16 on a CUDA GPU that supports it, else fp32).
+    Named and recorded as resolved: an auto run on CPU is prec=fp32."""
     balance: bool | None = result_field(None, "bal", omit_if=False)
     """Undersample the majority class of the train and test documents to 50/50. None: the dataset's default
     (on for the tasks added beyond the reference's; off for its 5 datasets and the built-in ones, so their
@@ -364,14 +368,6 @@ def writes_weak_labels(cfg: RunConfig) -> bool:
     return not is_transfer(cfg) or hands_on_labels(cfg)
 
 
-def series_root_config(cfg: RunConfig) -> RunConfig:
-    """The ground-truth run of a chain's or s2s series' weak model: its weak labels hold every document the
-    series uses."""
-    weak = parse_chain(cfg.bootstrap_chain)[0] if cfg.bootstrap_chain is not None else cfg.weak_model_size
-    return replace(cfg, model_size=weak, loss=GROUND_TRUTH_LOSS, weak_model_size=None, weak_labels_path=None,
-                   bootstrap_chain=None, s2s_round=None, s2s_total=None, early_stop=None, unsup_epochs=None)
-
-
 def is_transfer(cfg: RunConfig) -> bool:
     return cfg.weak_model_size is not None or cfg.weak_labels_path is not None or cfg.weak_ensemble is not None
 
@@ -425,7 +421,27 @@ def token_budgets(cfg: RunConfig) -> tuple[int, int]:
 
 
 GROUND_TRUTH_LOSS = "xent"
-"""The loss of the ground-truth runs that weak labels come from (and of a sweep's ceilings): the paper's."""
+"""The loss of the ground-truth runs that weak labels come from (and of a sweep's ceilings): the paper's.
+Only `ground_truth` uses it."""
+
+
+def ground_truth(base: RunConfig, model: str) -> RunConfig:
+    """A ground-truth run of `model`: trained with GROUND_TRUTH_LOSS on the first half of the training
+    documents, labelling the second. Every other flag is `base`'s (a `--loss` in it is a transfer run's).
+
+    The one place that knows what a ground-truth run is: train_simple, sweeps and train_weak_to_strong
+    build their weak floors, ceilings and the runs that transfer runs take labels from with it, so they
+    all name (and share) the same folders. A ground-truth run is no stage of a series and uses no transfer
+    run's options: the bootstrapping chain, s2s round, weak ensemble, early stopping and unsupervised
+    fine-tuning are cleared (its --train_seed is kept: an ensemble member is a ground-truth run)."""
+    return replace(base, model_size=model, loss=GROUND_TRUTH_LOSS, weak_model_size=None, weak_labels_path=None,
+                   weak_ensemble=None, bootstrap_chain=None, s2s_round=None, s2s_total=None, early_stop=None,
+                   unsup_epochs=None)
+
+
+def transfer(base: RunConfig, strong: str, weak: str) -> RunConfig:
+    """`strong` trained, with `base`'s loss, on the weak labels of `ground_truth(base, weak)`."""
+    return replace(base, model_size=strong, weak_model_size=weak, weak_labels_path=None)
 
 
 def weak_run_config(cfg: RunConfig) -> RunConfig:
@@ -433,9 +449,8 @@ def weak_run_config(cfg: RunConfig) -> RunConfig:
     or the s2s round before.
 
     Same flags, with the weak model, xent, no early stopping or unsupervised fine-tuning, and the weak model's
-    own default lr
-    and optimizer where the user gave none. A chain's middle links train with the run's own loss, as its
-    last link does.
+    own default lr and optimizer where the user gave none (so give it the unresolved config). A chain's
+    middle links train with the run's own loss, as its last link does.
     """
     assert cfg.weak_model_size is not None
     if cfg.bootstrap_chain is not None and chain_hop(cfg) > 1:  # the link before: a transfer run of the chain
@@ -443,9 +458,88 @@ def weak_run_config(cfg: RunConfig) -> RunConfig:
         return replace(cfg, model_size=cfg.weak_model_size, weak_model_size=models[chain_hop(cfg) - 2])
     if cfg.s2s_round:  # the round before: the same strong model's transfer run
         return replace(cfg, s2s_round=cfg.s2s_round - 1)
-    return replace(cfg, model_size=cfg.weak_model_size, loss=GROUND_TRUTH_LOSS, weak_model_size=None,
-                   weak_labels_path=None, bootstrap_chain=None, s2s_round=None, s2s_total=None, early_stop=None,
-                   unsup_epochs=None)
+    return ground_truth(cfg, cfg.weak_model_size)
+
+
+# ---------------------------------------------------------------- resolution: a run's identity
+
+def result_fields() -> list:
+    """RunConfig's result-affecting fields (those with a short name), in folder-name order."""
+    return [f for f in fields(RunConfig) if "short" in f.metadata]
+
+
+def result_field_names() -> tuple[str, ...]:
+    return tuple(f.name for f in result_fields())
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    """A run resolved once, for the device it runs on: `config` has every default filled in (lr, optim,
+    lora_rank, balance), a concrete precision and the max_ctx the model allows. What it uses is what
+    `identity` says, and that names its folder and is its config.json."""
+
+    config: RunConfig
+    weak: ResolvedRun | None = None
+    """A --weak_model_size run's weak run (`weak_run_config`: its ground-truth run, a bootstrapping chain's link
+    before or the s2s round before), resolved in its own right (its model's defaults and context)."""
+    members: tuple[ResolvedRun, ...] = ()
+    """A --weak_ensemble run's members (`ensemble_member_configs`), each resolved in its own right."""
+
+    def identity(self) -> dict:
+        """The result fields (see `omit_if`), and what the weak labels are: the weak run's identity, or the
+        labels' path. Never read from disk, so a name cannot depend on what happens to lie beside the labels."""
+        cfg = self.config
+        out = {f.name: getattr(cfg, f.name) for f in result_fields()
+               if getattr(cfg, f.name) != f.metadata.get("omit_if", NOT_OMITTED)}
+        if self.weak is not None:
+            out["weak_model_size"] = cfg.weak_model_size
+            out["weak_model"] = self.weak.identity()
+        elif cfg.weak_labels_path is not None:
+            out["weak_labels_path"] = cfg.weak_labels_path
+        elif self.members:
+            out["weak_ensemble_members"] = [member.identity() for member in self.members]
+        return out
+
+    def series_root(self) -> ResolvedRun:
+        """The ground-truth run at the start of this run's chain of weak runs (for a bootstrapping link or an
+        s2s round: the series' weak model's, whose weak labels hold every document the series uses)."""
+        run = self
+        while run.weak is not None:
+            run = run.weak
+        return run
+
+
+ModelContext = Callable[[str], "int | None"]
+"""A model name -> its context length in tokens (None: unlimited); `model.model_context` reads it."""
+
+
+def resolve_run(cfg: RunConfig, device: DeviceKind, context: ModelContext) -> ResolvedRun:
+    """The one resolution of a run: defaults (`with_defaults`), precision for `device` ("auto": bf16 on a CUDA
+    GPU with bf16, else fp32) and max_ctx clipped to the model's context. The device need not be here: a sweep
+    resolves its runs for the device its executor runs them on (`sweep.planning_device`).
+
+    Document counts are not resolved here: they need the dataset (`with_doc_counts`, before this)."""
+    if isinstance(cfg, ResolvedRun):
+        return cfg
+    model_ctx = context(cfg.model_size)
+    resolved = replace(with_defaults(cfg), precision=resolve_precision(cfg.precision, device),
+                       max_ctx=min(cfg.max_ctx, model_ctx or cfg.max_ctx))
+    # The weak run(s), recursively: a chain's links and s2s rounds down to their ground-truth run.
+    weak = resolve_run(weak_run_config(cfg), device, context) if cfg.weak_model_size is not None else None
+    members = (tuple(resolve_run(member, device, context) for member in ensemble_member_configs(cfg))
+               if cfg.weak_ensemble is not None else ())
+    return ResolvedRun(resolved, weak, members)
+
+
+def resolve_here(cfg: RunConfig | ResolvedRun) -> ResolvedRun:
+    """Resolved as a run started in this process would resolve it: this machine's device (as `pick_device`
+    picks it) and the model's context from its registry entry or config (a small file; toy models are built)."""
+    if isinstance(cfg, ResolvedRun):
+        return cfg
+    from weak_to_strong.model import model_context
+    from weak_to_strong.models import pick_device
+
+    return resolve_run(cfg, device_kind(pick_device()), model_context)
 
 
 WEAK_LABELS_DIR = "weak_labels"
@@ -471,23 +565,20 @@ def read_weak_labels_config(weak_labels_path: str) -> dict:
     return {"weak_labels_path": os.path.abspath(weak_labels_path)}
 
 
-def result_dict(cfg: RunConfig) -> dict:
-    """Everything that affects results, with defaults resolved: config.json's content."""
-    resolved = asdict(with_defaults(cfg))
-    out = {f.name: resolved[f.name] for f in fields(RunConfig)
-           if "short" in f.metadata and resolved[f.name] != f.metadata.get("omit_if", NOT_OMITTED)}
-    if cfg.weak_model_size is not None:
-        out["weak_model_size"] = cfg.weak_model_size
-        out["weak_model"] = result_dict(weak_run_config(cfg))
-    elif cfg.weak_labels_path is not None:
-        out["weak_model"] = read_weak_labels_config(cfg.weak_labels_path)
+def result_dict(run: RunConfig | ResolvedRun) -> dict:
+    """config.json's content: the run's identity (a RunConfig is resolved for this machine, `resolve_here`).
+    A --weak_labels_path run adds, as provenance, the config of the run that wrote the labels (read beside
+    them, where there is one) and its model as weak_model_size."""
+    run = resolve_here(run)
+    out = run.identity()
+    if run.config.weak_labels_path is not None:
+        out["weak_model"] = read_weak_labels_config(run.config.weak_labels_path)
         out["weak_model_size"] = out["weak_model"].get("model_size")
-    elif cfg.weak_ensemble is not None:  # the first member stands for the ensemble as the PGR floor
-        out["weak_ensemble_members"] = [result_dict(member) for member in ensemble_member_configs(cfg)]
+    elif run.members:  # the first member stands for the ensemble as the PGR floor
         out["weak_model"] = out["weak_ensemble_members"][0]
         out["weak_model_size"] = out["weak_model"]["model_size"]
     return out
 
 
 def short_keys() -> dict[str, str]:
-    return {f.name: f.metadata["short"] for f in fields(RunConfig) if "short" in f.metadata}
+    return {f.name: f.metadata["short"] for f in result_fields()}

@@ -20,7 +20,8 @@ import math
 from dataclasses import dataclass, fields, replace
 
 from weak_to_strong import results
-from weak_to_strong.config import RunConfig, canonical_optim, check_choice, result_dict, weak_run_config
+from weak_to_strong.config import (RunConfig, canonical_optim, check_choice, ground_truth, result_dict,
+                                   result_field_names, transfer, weak_run_config)
 from weak_to_strong.eval import pgr
 from weak_to_strong.loss import LOSSES
 from weak_to_strong.models import OPTIMIZERS, get_model_spec
@@ -29,8 +30,11 @@ STAGE_FLAGS = ("model_size", "loss", "lr", "optim", "epochs", "weak_model_size",
 """RunConfig fields this script sets per stage; every other RunConfig flag is shared by all stages."""
 SCRIPT_DEFAULTS = {"n_docs": 10000, "n_test_docs": 200}
 """The reference script's defaults where they differ from train_simple's."""
-SHARED_RESULT_FIELDS = ("batch_size", "max_ctx", "n_docs", "n_test_docs", "train_with_dropout", "linear_probe",
-                        "lr_schedule")
+STAGE_RESULT_FIELDS = ("lr", "optim", "epochs", "lora_rank", "max_ctx")
+"""Result fields a pair summary records per stage: set per stage, or resolved from each stage's model."""
+SHARED_RESULT_FIELDS = tuple(name for name in result_field_names()
+                             if name not in (*STAGE_FLAGS, *STAGE_RESULT_FIELDS, "ds_name", "seed"))
+"""Every other result field (derived, never listed): the same in all stages, recorded once."""
 
 
 @dataclass
@@ -128,13 +132,12 @@ def pick(value, fallback):
 
 
 def weak_stage(w2s: WeakToStrongConfig, base: RunConfig) -> RunConfig:
-    return replace(base, model_size=w2s.weak_model_size, loss="xent", lr=w2s.weak_lr, optim=w2s.weak_optim,
-                   epochs=w2s.gt_epochs, weak_model_size=None, weak_labels_path=None)
+    return ground_truth(replace(base, lr=w2s.weak_lr, optim=w2s.weak_optim, epochs=w2s.gt_epochs), w2s.weak_model_size)
 
 
 def strong_stage(w2s: WeakToStrongConfig, base: RunConfig) -> RunConfig:
-    return replace(base, model_size=w2s.strong_model_size, loss="xent", lr=w2s.strong_lr, optim=w2s.strong_optim,
-                   epochs=w2s.gt_epochs, weak_model_size=None, weak_labels_path=None)
+    return ground_truth(replace(base, lr=w2s.strong_lr, optim=w2s.strong_optim, epochs=w2s.gt_epochs),
+                        w2s.strong_model_size)
 
 
 def transfer_stage(w2s: WeakToStrongConfig, base: RunConfig, loss: str, weak: RunConfig) -> RunConfig:
@@ -144,9 +147,9 @@ def transfer_stage(w2s: WeakToStrongConfig, base: RunConfig, loss: str, weak: Ru
     that names the weak stage's own run, so the very same run is shared with
     sweep.py; otherwise (e.g. --weak_lr differs from --transfer_lr) by the labels' path.
     """
-    cfg = replace(base, model_size=w2s.strong_model_size, loss=loss, lr=pick(w2s.transfer_lr, w2s.strong_lr),
-                  optim=pick(w2s.transfer_optim, w2s.strong_optim), epochs=pick(w2s.transfer_epochs, w2s.gt_epochs),
-                  weak_model_size=w2s.weak_model_size, weak_labels_path=None)
+    cfg = transfer(replace(base, loss=loss, lr=pick(w2s.transfer_lr, w2s.strong_lr),
+                           optim=pick(w2s.transfer_optim, w2s.strong_optim),
+                           epochs=pick(w2s.transfer_epochs, w2s.gt_epochs)), w2s.strong_model_size, w2s.weak_model_size)
     if result_dict(weak_run_config(cfg)) == result_dict(weak):
         return cfg
     return replace(cfg, weak_model_size=None, weak_labels_path=str(results.weak_labels_dir(weak)))
@@ -174,10 +177,10 @@ def describe_stage(name: str, cfg: RunConfig) -> str:
 def pair_settings(stages: dict[str, RunConfig]) -> dict:
     """What, besides dataset, seed and models, the pair's results depend on (resolved defaults)."""
     weak = result_dict(stages["weak"])
-    transfer = result_dict(next(cfg for name, cfg in stages.items() if name.startswith("transfer_")))
-    settings = {k: weak[k] for k in SHARED_RESULT_FIELDS}
-    for name, config in (("weak", weak), ("strong", result_dict(stages["strong"])), ("transfer", transfer)):
-        settings.update({f"{name}_{k}": config[k] for k in ("lr", "optim", "epochs")})
+    transfer_config = result_dict(next(cfg for name, cfg in stages.items() if name.startswith("transfer_")))
+    settings = {k: weak.get(k) for k in SHARED_RESULT_FIELDS}
+    for name, config in (("weak", weak), ("strong", result_dict(stages["strong"])), ("transfer", transfer_config)):
+        settings.update({f"{name}_{k}": config[k] for k in STAGE_RESULT_FIELDS})
     return settings
 
 

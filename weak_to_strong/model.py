@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from weak_to_strong.models import ModelSpec, pick_dtype, resolve_model_path
+from weak_to_strong.models import ModelSpec, get_model_spec, pick_dtype, resolve_model_path
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -224,3 +225,10 @@ def max_positions(config) -> int | None:
         if isinstance(getattr(config, key, None), int):
             return getattr(config, key)
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def model_context(model_size: str) -> int | None:
+    """A model's context length: the registry's, else its config's (None: the config states none)."""
+    spec = get_model_spec(model_size)
+    return spec.context if spec.context is not None else max_positions(load_model_config(spec))

@@ -40,6 +40,9 @@ class ModelSpec:
     """Default --fsdp: under torchrun, shard the model over GPUs (FSDP2) rather than replicate it (DDP)."""
     params_m: float | None = None
     """Approximate parameter count in millions: orders a bootstrapping chain (weak to strong). None: unknown."""
+    context: int | None = None
+    """The model's context length (its config's n_positions), where known without loading the config: runs are
+    named after the max_ctx they use, so a sweep can name them offline. None: read from the model's config."""
 
 
 def _toy_builder(size: str) -> Callable[[], str]:
@@ -71,10 +74,10 @@ _QWEN1 = dict(trust_remote_code=True)
 
 _SPECS = [
     # The paper's GPT-2 ladder, with the reference's tuned learning rates.
-    ModelSpec("gpt2", params_m=124, default_lr=5e-5, eval_batch_size=32, minibatch_size=32),
-    ModelSpec("gpt2-medium", params_m=355, default_lr=5e-5, eval_batch_size=32, minibatch_size=16),
-    ModelSpec("gpt2-large", params_m=774, default_lr=1e-5, eval_batch_size=32, minibatch_size=8),
-    ModelSpec("gpt2-xl", params_m=1558,
+    ModelSpec("gpt2", params_m=124, context=1024, default_lr=5e-5, eval_batch_size=32, minibatch_size=32),
+    ModelSpec("gpt2-medium", params_m=355, context=1024, default_lr=5e-5, eval_batch_size=32, minibatch_size=16),
+    ModelSpec("gpt2-large", params_m=774, context=1024, default_lr=1e-5, eval_batch_size=32, minibatch_size=8),
+    ModelSpec("gpt2-xl", params_m=1558, context=1024,
               default_lr=1e-5, eval_batch_size=2, gradient_checkpointing=True, minibatch_size=4),
     # The paper's Qwen (v1) family; it needs remote code, pinned to the reference's revisions.
     ModelSpec("Qwen/Qwen-1_8B", params_m=1800,

@@ -10,6 +10,7 @@ anything is written.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import shlex
@@ -17,7 +18,7 @@ import shutil
 import subprocess
 import time
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +27,9 @@ import torch
 from weak_to_strong import atomic, metrics, results
 from weak_to_strong.batching import Examples
 from weak_to_strong.checks import check_predictions
-from weak_to_strong.config import (RunConfig, balance, check_runnable, ensemble_member_configs, hands_on_labels,
-                                   is_transfer, label_slice, result_dict, series_root_config, token_budgets,
-                                   training_seed, use_fsdp, weak_run_config, with_defaults, with_doc_counts,
-                                   writes_weak_labels)
+from weak_to_strong.config import (ResolvedRun, RunConfig, balance, check_runnable, hands_on_labels, is_transfer,
+                                   label_slice, resolve_run, result_dict, token_budgets, training_seed, use_fsdp,
+                                   with_doc_counts, writes_weak_labels)
 from weak_to_strong.datasets import column_list, data_revision, load_dataset
 from weak_to_strong.distributed import DataParallel, check_fsdp_optimizer, init_data_parallel
 from weak_to_strong.eval import accuracy, eval_token_budget, predict_probs
@@ -37,10 +37,9 @@ from weak_to_strong.locks import hold_lock
 from weak_to_strong.logger import NullLogger, make_run_logger
 from weak_to_strong.lora import add_lora
 from weak_to_strong.loss import check_train_size, make_loss
-from weak_to_strong.model import (load_causal_lm, load_model, load_model_config, load_tokenizer, max_positions,
-                                  wrap_backbone)
+from weak_to_strong.model import load_causal_lm, load_model, load_tokenizer, model_context, wrap_backbone
 from weak_to_strong.models import get_model_spec
-from weak_to_strong.precision import resolve_precision
+from weak_to_strong.precision import device_kind
 from weak_to_strong.token_cache import tokenize_cached
 from weak_to_strong.train import TrainSettings, count_steps, train_model
 
@@ -92,29 +91,29 @@ def upload_run(cfg: RunConfig, run_path: Path) -> None:
     results.mark_uploaded(run_path, cfg.sync_command)
 
 
-def find_all_weak_labels(cfg: RunConfig) -> list[Path]:
+def find_all_weak_labels(run: ResolvedRun) -> list[Path]:
     """The weak labels a transfer run trains on: one run's, or each member's of a weak ensemble."""
-    if cfg.weak_ensemble is None:
-        if hands_on_labels(cfg) and label_slice(cfg)[0] > 1:
-            # The documents it labels for the next run come from the series' ground-truth run (downloaded with
-            # --sync_command where missing, like any weak labels).
-            find_weak_labels(cfg, series_root_config(cfg))
-        return [find_weak_labels(cfg)]
-    return [find_weak_labels(replace(cfg, weak_model_size=member.model_size, weak_ensemble=None,
-                                     train_seed=member.train_seed), member)
-            for member in ensemble_member_configs(cfg)]
+    cfg = run.config
+    if run.members:
+        return [find_weak_labels(cfg, member) for member in run.members]
+    if hands_on_labels(cfg) and label_slice(cfg)[0] > 1:
+        # The documents it labels for the next run come from the series' ground-truth run (downloaded with
+        # --sync_command where missing, like any weak labels).
+        find_weak_labels(cfg, run.series_root())
+    return [find_weak_labels(cfg, run.weak)]
 
 
-def find_weak_labels(cfg: RunConfig, weak_cfg: RunConfig | None = None) -> Path:
-    """The weak labels a transfer run trains on; a ValueError says which run to do first."""
+def find_weak_labels(cfg: RunConfig, weak: ResolvedRun | None) -> Path:
+    """The weak labels a transfer run trains on (`weak`: the resolved run that wrote them); a ValueError says
+    which run to do first."""
     if cfg.weak_labels_path is not None:
         path = Path(cfg.weak_labels_path)
         if not path.is_dir():
             raise ValueError(f"--weak_labels_path={cfg.weak_labels_path!r} does not exist")
         check_weak_labels_dataset(path, cfg.ds_name)
         return path
-    weak_cfg = weak_cfg or weak_run_config(cfg)
-    path = results.weak_labels_dir(weak_cfg)
+    weak_cfg = weak.config
+    path = results.weak_labels_dir(weak)
     if not path.is_dir():
         sync(cfg, "download", path.parent)
     if not path.is_dir():
@@ -159,6 +158,13 @@ def load_splits(cfg: RunConfig) -> dict:
                         split_sizes={"train": cfg.n_docs, "test": cfg.n_test_docs})
 
 
+@functools.lru_cache(maxsize=None)
+def announce_doc_count(ds_name: str, flag: str, asked: int, used: int, what: str) -> None:
+    """Once per process: a sweep's runs all hear it otherwise."""
+    print(f"dataset {ds_name!r} gives {used} {what} documents, fewer than --{flag}={asked}: the runs use all "
+          f"{used} and are named after them")
+
+
 def resolve_doc_counts(cfg: RunConfig, splits: dict | None = None, announce: bool = True) -> RunConfig:
     """The config with n_docs / n_test_docs lowered to what the dataset gives (see `with_doc_counts`): the
     counts the run's folder is named after. Loads the documents unless given them."""
@@ -168,17 +174,18 @@ def resolve_doc_counts(cfg: RunConfig, splits: dict | None = None, announce: boo
         for flag, asked, used, what in (("n_docs", cfg.n_docs, resolved.n_docs, "training"),
                                         ("n_test_docs", cfg.n_test_docs, resolved.n_test_docs, "test")):
             if used < asked:
-                print(f"dataset {cfg.ds_name!r} gives {used} {what} documents, fewer than --{flag}={asked}: "
-                      f"the run uses all {used} and is named after them")
+                announce_doc_count(cfg.ds_name, flag, asked, used, what)
     return resolved
 
 
-def load_run_data(cfg: RunConfig, splits: dict, tokenizer, max_ctx: int, weak_labels: list[Path] | None) -> RunData:
+def load_run_data(cfg: RunConfig, splits: dict, tokenizer, max_ctx: int, weak_labels: list[Path] | None,
+                  series_labels: Path | None = None) -> RunData:
+    """`series_labels`: for a series' run that labels for the next, its ground-truth run's weak labels."""
     if weak_labels is not None:
         train = average_weak_labels([results.load_weak_labels(path) for path in weak_labels], weak_labels)
         to_label = None
         if label_slice(cfg) is not None:
-            train, to_label = label_slices(cfg, train)
+            train, to_label = label_slices(cfg, train, series_labels)
     else:
         halves = splits["train"].train_test_split(test_size=0.5, seed=cfg.seed)
         train, to_label = halves["train"], halves["test"]
@@ -221,7 +228,7 @@ def average_weak_labels(members: list, paths: list[Path]):
         .add_column("hard_label", mean.argmax(dim=-1).tolist())
 
 
-def label_slices(cfg: RunConfig, weak_labels):
+def label_slices(cfg: RunConfig, weak_labels, series_labels: Path | None):
     """The training set of a run in a series that passes labels on (the links of a bootstrapping chain, or
     strong-to-strong rounds 0..K), and the documents it labels for the next (None for the series' last run).
 
@@ -238,7 +245,7 @@ def label_slices(cfg: RunConfig, weak_labels):
         train = weak_labels  # the run before labelled exactly slice `hop` of the weak model's half
     if not hands_on_labels(cfg):
         return train, None
-    held_out = results.load_weak_labels(results.weak_labels_dir(series_root_config(cfg)))
+    held_out = results.load_weak_labels(series_labels)  # the series' ground-truth run's (`ResolvedRun.series_root`)
     to_label = held_out.shard(num_shards=links, index=hop, contiguous=True)
     # The next link's documents with their ground truth as labels, as a ground-truth run's to-label half has.
     truth = column_list(to_label, "gt_label")
@@ -311,10 +318,13 @@ def run_train_simple(cfg: RunConfig) -> dict:
     # in seconds, before anything is written or a large model loads. Rank 0 downloads first.
     splits = dp.main_first(lambda: load_splits(cfg))
     cfg = resolve_doc_counts(cfg, splits, announce=dp.is_main)
-    run_path = results.run_dir(cfg)
+    # Resolved once, for this device and model (rank 0 builds a toy model's files first): its identity names
+    # the folder and is config.json, and the run uses exactly what it says.
+    run = dp.main_first(lambda: resolve_run(cfg, device_kind(dp.device), model_context))
+    run_path = results.run_dir(run)
     summary = reusable_summary(cfg, run_path, dp)
     if summary is None:
-        return train_run(cfg, splits, run_path, dp)
+        return train_run(run, splits, run_path, dp)
     if dp.is_main and not results.is_done(run_path, writes_weak_labels(cfg), cfg.sync_command):
         with hold_run_lock(run_path, dp):
             upload_run(cfg, run_path)
@@ -345,41 +355,40 @@ def reusable_summary(cfg: RunConfig, run_path: Path, dp: DataParallel, quiet: bo
     return summary
 
 
-def train_run(cfg: RunConfig, splits: dict, run_path: Path, dp: DataParallel) -> dict:
+def train_run(run: ResolvedRun, splits: dict, run_path: Path, dp: DataParallel) -> dict:
     """Every check a user can fail, then the model, then an emptied run folder, training and the results."""
-    weak_labels = dp.main_first(lambda: find_all_weak_labels(cfg)) if is_transfer(cfg) else None
-    config = result_dict(cfg)
+    cfg = run.config
+    weak_labels = dp.main_first(lambda: find_all_weak_labels(run)) if is_transfer(cfg) else None
+    # A series' run that labels for the next slices its ground-truth run's labels (`label_slices`).
+    series_labels = results.weak_labels_dir(run.series_root()) if hands_on_labels(cfg) else None
+    config = result_dict(run)
     revision = data_revision(cfg.ds_name, cfg.data_dir)
     if revision is not None:
         config["data_revision"] = revision  # provenance only: not in the folder name
-    defaults = with_defaults(cfg)
     fsdp = use_fsdp(cfg) and dp.world_size > 1
     if fsdp:
-        check_fsdp_optimizer(defaults.optim)
+        check_fsdp_optimizer(cfg.optim)
     spec = get_model_spec(cfg.model_size)
     seed_everything(training_seed(cfg))
     # Rank 0 fetches (or builds) the model files first; the other ranks then find them in place.
     tokenizer = dp.main_first(lambda: load_tokenizer(spec))
-    max_ctx = min(cfg.max_ctx, max_positions(load_model_config(spec)) or cfg.max_ctx)
     # The data before the weights: a bad dataset or path fails in seconds, not after a large model loads.
     # Rank 0 tokenizes into the shared cache first; the other ranks then read it.
-    data = dp.main_first(lambda: load_run_data(cfg, splits, tokenizer, max_ctx, weak_labels))
+    data = dp.main_first(lambda: load_run_data(cfg, splits, tokenizer, cfg.max_ctx, weak_labels, series_labels))
     if cfg.unsup_epochs:
         model = load_unsup_finetuned(cfg, spec, data, tokenizer.pad_token_id, dp, fsdp)
     else:
         model = load_model(spec, dp.device, linear_probe=cfg.linear_probe,
                            gradient_checkpointing=cfg.gradient_checkpointing, load_device=dp.load_device(fsdp))
-    model = add_lora(model, defaults.lora_rank)
+    model = add_lora(model, cfg.lora_rank)
     if cfg.compile:
         model.backbone.compile(dynamic=True)  # in place: parameter names and the saved state_dict stay the same
-    # Resolved for this device and model: what the run actually uses.
-    resolved = replace(defaults, precision=resolve_precision(cfg.precision, dp.device), max_ctx=max_ctx)
     model = dp.wrap(model, fsdp=fsdp)
 
     with hold_run_lock(run_path, dp):
         summary = reusable_summary(cfg, run_path, dp, quiet=True)  # finished meanwhile by another process?
         if summary is None:
-            summary = train_in_empty_folder(model, data, resolved, tokenizer.pad_token_id, dp, run_path, config)
+            summary = train_in_empty_folder(model, data, cfg, tokenizer.pad_token_id, dp, run_path, config)
         if dp.is_main:
             upload_run(cfg, run_path)
     return summary
@@ -388,15 +397,15 @@ def train_run(cfg: RunConfig, splits: dict, run_path: Path, dp: DataParallel) ->
 def load_unsup_finetuned(cfg: RunConfig, spec, data: RunData, pad_id: int, dp: DataParallel, fsdp: bool):
     """The model after a causal-LM pass over the run's training texts (`unsupervised.train_causal_lm`), with the
     classification head on its backbone. Every rank makes the same pass (DDP then starts from rank 0's
-    weights); under FSDP the pass runs unsharded, so the model must fit one device."""
+    weights); under FSDP the pass runs unsharded, so the model must fit one device. `cfg`: the resolved run's
+    config (defaults and precision filled in)."""
     from weak_to_strong.unsupervised import train_causal_lm
 
-    defaults = with_defaults(cfg)
     lm = load_causal_lm(spec, dp.device)
     minibatch = cfg.minibatch_size_per_device or spec.minibatch_size
     data.unsup_losses = train_causal_lm(lm, Examples.from_dataset(data.train), cfg.unsup_epochs, cfg.batch_size,
-                                        minibatch, defaults.lr, dp.device, pad_id, training_seed(cfg),
-                                        resolve_precision(cfg.precision, dp.device), defaults.optim)
+                                        minibatch, cfg.lr, dp.device, pad_id, training_seed(cfg),
+                                        cfg.precision, cfg.optim)
     use_ckpt = spec.gradient_checkpointing if cfg.gradient_checkpointing is None else cfg.gradient_checkpointing
     return wrap_backbone(lm.base_model, dp.load_device(fsdp), linear_probe=cfg.linear_probe,
                          gradient_checkpointing=use_ckpt)
@@ -404,10 +413,11 @@ def load_unsup_finetuned(cfg: RunConfig, spec, data: RunData, pad_id: int, dp: D
 
 def train_in_empty_folder(model, data: RunData, cfg: RunConfig, pad_id: int, dp: DataParallel, run_path: Path,
                           config: dict) -> dict:
+    """`cfg`: the resolved run's config (`ResolvedRun.config`)."""
     if dp.is_main:
         results.reset_run_dir(run_path)
         atomic.write_json(run_path / results.CONFIG_FILE, config)
-    logger = make_run_logger(run_path / results.LOG_FILE, cfg.log_prefix + results.config_name(cfg), config) \
+    logger = make_run_logger(run_path / results.LOG_FILE, cfg.log_prefix + run_path.name, config) \
         if dp.is_main else NullLogger()
     try:
         summary = train_and_evaluate(model, data, cfg, pad_id, dp, logger, run_path)

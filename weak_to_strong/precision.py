@@ -10,6 +10,7 @@ AMX / AVX512-BF16, and fp16 without loss scaling is not a safe default.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import torch
 
@@ -23,14 +24,35 @@ def check_precision(name: str) -> None:
         raise ValueError(f"unknown precision {name!r}; choose one of: {', '.join(PRECISION_CHOICES)}")
 
 
-def resolve_precision(name: str, device: torch.device) -> str:
+@dataclass(frozen=True)
+class DeviceKind:
+    """What a run's resolution needs to know of the device it runs on, without that device being here:
+    a sweep names the runs of a Slurm job on the login node (see `sweep.planning_device`)."""
+
+    type: str = "cpu"
+    """cpu, cuda or mps."""
+    bf16: bool = False
+    """bf16 autocast is supported (CUDA from Ampere on)."""
+
+
+CPU = DeviceKind("cpu")
+CUDA_BF16 = DeviceKind("cuda", bf16=True)
+
+
+def device_kind(device: torch.device) -> DeviceKind:
+    """The kind of a device that is here (queried when called, never at import)."""
+    if device.type == "cuda":
+        return DeviceKind("cuda", bf16=torch.cuda.is_bf16_supported())
+    return DeviceKind(device.type)
+
+
+def resolve_precision(name: str, device: torch.device | DeviceKind) -> str:
     """A concrete precision (fp32, bf16 or fp16) for this device; "auto" picks bf16 where supported."""
     check_precision(name)
     if name != "auto":
         return name
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return "bf16"
-    return "fp32"
+    kind = device if isinstance(device, DeviceKind) else device_kind(device)
+    return "bf16" if kind.type == "cuda" and kind.bf16 else "fp32"
 
 
 def autocast(precision: str, device: torch.device):

@@ -1,7 +1,8 @@
 """The only module that knows run folders and file names.
 
 A run lives in `results_folder/sweep_subfolder/<config name>/`:
-  config.json           what affects results (a transfer run adds weak_model_size and weak_model)
+  config.json           the run's identity, as resolved (config.resolve_run): what affects results (a transfer
+                        run adds weak_model_size and weak_model, a --weak_labels_path run weak_labels_path)
   results_summary.json  {"accuracy", "auroc", "ece"[, "agreement", "agreement_on_weak_errors"]}; written last,
                         so its presence means "finished"
   test_predictions.json the final model's P(label 1) per test document: id, prob, label
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from weak_to_strong.atomic import atomic_dir, atomic_file, write_json
 from weak_to_strong.checks import soft_label_problem
-from weak_to_strong.config import WEAK_LABELS_DIR, RunConfig, result_dict, short_keys
+from weak_to_strong.config import WEAK_LABELS_DIR, ResolvedRun, RunConfig, resolve_here, short_keys
 from weak_to_strong.datasets import column_list
 
 CONFIG_FILE = "config.json"
@@ -61,35 +62,42 @@ def shorten_value(value) -> str:
     return text
 
 
-def config_name(cfg: RunConfig) -> str:
-    """Unique per result-affecting config: every key has its own short name, and weak labels are named."""
-    config = result_dict(cfg)
+def config_name(run: RunConfig | ResolvedRun) -> str:
+    """Unique per run identity (`ResolvedRun.identity`): every key has its own short name, and weak labels are
+    named, by the weak model or by the labels' path. A RunConfig is resolved for this machine (`resolve_here`)."""
+    identity = resolve_here(run).identity()
     keys = short_keys()
-    parts = [f"{keys[name]}={shorten_value(config[name])}" for name in keys if name in config]  # see omit_if
-    if cfg.weak_model_size is not None:
-        parts.append(f"weak={shorten_value(cfg.weak_model_size)}")
-    elif cfg.weak_labels_path is not None:
-        parts.append(f"wl={short_hash(config['weak_model'])}")
+    parts = [f"{keys[name]}={shorten_value(identity[name])}" for name in keys if name in identity]  # see omit_if
+    if "weak_model_size" in identity:
+        parts.append(f"weak={shorten_value(identity['weak_model_size'])}")
+    elif "weak_labels_path" in identity:
+        parts.append(f"wl={short_hash(identity['weak_labels_path'])}")
     return "-".join(parts)
 
 
-def run_dir(cfg: RunConfig) -> Path:
-    return Path(cfg.results_folder) / cfg.sweep_subfolder / config_name(cfg)
+def run_dir(run: RunConfig | ResolvedRun) -> Path:
+    run = resolve_here(run)
+    cfg = run.config
+    return Path(cfg.results_folder) / cfg.sweep_subfolder / config_name(run)
 
 
-def sweep_log_path(cfg: RunConfig) -> Path:
+def sweep_log_path(run: RunConfig | ResolvedRun) -> Path:
     """A run's log file when a sweep runs it in the background (local executor)."""
-    return Path(cfg.results_folder) / SWEEP_LOGS_DIR / cfg.sweep_subfolder / f"{config_name(cfg)}.log"
+    run = resolve_here(run)
+    cfg = run.config
+    return Path(cfg.results_folder) / SWEEP_LOGS_DIR / cfg.sweep_subfolder / f"{config_name(run)}.log"
 
 
-def slurm_log_dir(cfg: RunConfig) -> Path:
+def slurm_log_dir(run: RunConfig | ResolvedRun) -> Path:
     """A run's folder of submitit/Slurm logs."""
-    return Path(cfg.results_folder) / SWEEP_LOGS_DIR / cfg.sweep_subfolder / config_name(cfg)
+    run = resolve_here(run)
+    cfg = run.config
+    return Path(cfg.results_folder) / SWEEP_LOGS_DIR / cfg.sweep_subfolder / config_name(run)
 
 
-def weak_labels_dir(cfg: RunConfig) -> Path:
+def weak_labels_dir(run: RunConfig | ResolvedRun) -> Path:
     """Where a ground-truth run writes its weak labels."""
-    return run_dir(cfg) / WEAK_LABELS_DIR
+    return run_dir(run) / WEAK_LABELS_DIR
 
 
 def is_finished(path: Path) -> bool:
@@ -348,6 +356,11 @@ def figure_path(out_dir: Path, ds_name: str) -> Path:
 def pgr_table_path(out_dir: Path, ds_name: str, ext: str) -> Path:
     """The PGR table as `<dataset>_pgr.csv` or `<dataset>_pgr.md`."""
     return Path(out_dir) / f"{shorten_value(ds_name)}_pgr.{ext}"
+
+
+def testbed_methods_paths(out_dir: Path, ds_name: str) -> tuple[Path, Path]:
+    """The testbed's comparison of transfer losses: Markdown table and figure."""
+    return Path(out_dir) / f"{ds_name}_methods.md", Path(out_dir) / f"{ds_name}_methods_pgr.png"
 
 
 def testbed_report_paths(out_dir: Path, ds_name: str) -> tuple[Path, Path]:

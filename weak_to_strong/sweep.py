@@ -18,7 +18,9 @@ import sys
 from dataclasses import dataclass, fields, replace
 
 from weak_to_strong import executors, results
-from weak_to_strong.config import GROUND_TRUTH_LOSS, RunConfig, parse_chain, weak_run_config, writes_weak_labels
+from weak_to_strong.config import (ResolvedRun, RunConfig, ground_truth, parse_chain, resolve_run, transfer,
+                                   writes_weak_labels)
+from weak_to_strong.precision import CUDA_BF16, DeviceKind, device_kind
 from weak_to_strong.eval import pgr
 
 SWEEP_OWNED_FLAGS = ("model_size", "weak_model_size", "weak_labels_path", "bootstrap_chain", "weak_ensemble",
@@ -234,17 +236,17 @@ def dependencies(run: PlannedRun) -> tuple[PlannedRun, ...]:
 
 
 def run_config(base: RunConfig, run: PlannedRun) -> RunConfig:
-    """The run's config. A ground-truth run is the run a transfer run takes its weak labels from (xent, no early
-    stopping or unsupervised fine-tuning; see `weak_run_config`), so `--loss`, `--early_stop` and `--unsup_epochs`
-    apply to the transfer runs and they find their labels."""
-    seed = base.seed if run.seed is None else run.seed
+    """The run's config. A ground-truth run is the run a transfer run takes its weak labels from (see
+    `config.ground_truth`: xent, no early stopping or unsupervised fine-tuning), so `--loss`, `--early_stop` and
+    `--unsup_epochs` apply to the transfer runs and they find their labels."""
+    seeded = base if run.seed is None else replace(base, seed=run.seed)
     if run.weak_model_size is None:
-        return weak_run_config(replace(base, weak_model_size=run.model_size, seed=seed, train_seed=run.train_seed))
+        return ground_truth(replace(seeded, train_seed=run.train_seed), run.model_size)
     chain = None if run.chain is None else ",".join(run.chain)
     weak = None if run.ensemble is not None else run.weak_model_size
     s2s_round, s2s_total = run.s2s or (None, None)
-    return replace(base, model_size=run.model_size, weak_model_size=weak, seed=seed, bootstrap_chain=chain,
-                   weak_ensemble=run.weak_ensemble, s2s_round=s2s_round, s2s_total=s2s_total)
+    return replace(transfer(seeded, run.model_size, weak), bootstrap_chain=chain, weak_ensemble=run.weak_ensemble,
+                   s2s_round=s2s_round, s2s_total=s2s_total)
 
 
 def explicit_flags(flags: dict) -> dict:
@@ -265,17 +267,18 @@ def format_flag(name: str, value) -> str:
     return f"--{name}={value}"
 
 
-def train_simple_command(flags: dict, run: PlannedRun) -> list[str]:
+def train_simple_command(flags: dict, run: PlannedRun, cfg: RunConfig) -> list[str]:
+    """The command of one planned run; `cfg`: its config (`run_config`), whose loss a forwarded --loss becomes."""
     args = {**flags, "model_size": run.model_size}
     if run.ensemble is not None:
         args["weak_ensemble"] = run.weak_ensemble
     elif run.weak_model_size is not None:
         args["weak_model_size"] = run.weak_model_size
-    else:  # see run_config
-        if "loss" in args:
-            args["loss"] = GROUND_TRUTH_LOSS
-        args.pop("early_stop", None)
-        args.pop("unsup_epochs", None)
+    if "loss" in args:
+        args["loss"] = cfg.loss
+    for name in ("early_stop", "unsup_epochs"):  # transfer runs' options (see run_config)
+        if name in args and getattr(cfg, name) is None:
+            args.pop(name)
     if run.train_seed is not None:
         args["train_seed"] = run.train_seed
     if run.s2s is not None:
@@ -289,36 +292,68 @@ def train_simple_command(flags: dict, run: PlannedRun) -> list[str]:
     ]
 
 
-def resolve_run_configs(base: RunConfig, plan: list[PlannedRun]) -> dict[PlannedRun, RunConfig]:
-    """Each run's config with its document counts resolved against the dataset, as the run itself will
-    resolve them (`pipeline.resolve_doc_counts`): the folders the runs write. The data loads once per seed,
-    the only field of the plan the counts can depend on (through balancing)."""
+def planning_device(executor: str, slurm_cluster: str = "slurm") -> DeviceKind:
+    """The kind of device the executor runs the runs on, which a run's precision is resolved for (and named
+    after) before any run starts. serial, local, and submitit's local/debug backends: this machine's (CUDA
+    when it has a GPU, else MPS or CPU). Slurm: a CUDA GPU with bf16, as Slurm GPU nodes have; on older GPUs
+    give --precision=fp16 or fp32, else their runs resolve "auto" to fp32 and the sweep's summary will not
+    find their folders."""
+    if executor == "slurm" and slurm_cluster == "slurm":
+        return CUDA_BF16
+    from weak_to_strong.models import pick_device
+
+    return device_kind(pick_device())
+
+
+def planning_context(model_size: str) -> int | None:
+    """The model's context, for naming a planned run; None where its config cannot be read now. That run
+    then fails, reported with its log, while the rest of the sweep goes on."""
+    from weak_to_strong.model import model_context
+
+    try:
+        return model_context(model_size)
+    except (OSError, ValueError) as e:
+        print(f"warning: cannot read {model_size!r}'s config to name its runs ({e}); its runs will likely fail")
+        return None
+
+
+def resolve_run_configs(base: RunConfig, plan: list[PlannedRun],
+                        device: DeviceKind | None = None) -> dict[PlannedRun, ResolvedRun]:
+    """Each run resolved as the run itself will resolve it: document counts against the dataset
+    (`pipeline.resolve_doc_counts`), then `config.resolve_run` for `device` (default: this machine's) and
+    the model's context. The data loads once per seed, the only field of the plan the counts can depend
+    on (through balancing)."""
     from weak_to_strong.pipeline import resolve_doc_counts
 
+    device = planning_device("serial") if device is None else device
     counts: dict[int, RunConfig] = {}
     configs = {}
     for run in plan:
         cfg = run_config(base, run)
         if cfg.seed not in counts:
             counts[cfg.seed] = resolve_doc_counts(cfg)
-        configs[run] = replace(cfg, n_docs=counts[cfg.seed].n_docs, n_test_docs=counts[cfg.seed].n_test_docs)
+        cfg = replace(cfg, n_docs=counts[cfg.seed].n_docs, n_test_docs=counts[cfg.seed].n_test_docs)
+        configs[run] = resolve_run(cfg, device, planning_context)
     return configs
 
 
 def make_jobs(base: RunConfig, flags: dict, plan: list[PlannedRun], options: SweepOptions,
-              configs: dict[PlannedRun, RunConfig] | None = None) -> list[executors.Job]:
+              configs: dict[PlannedRun, ResolvedRun] | None = None) -> list[executors.Job]:
     """What the executors run: commands (under torchrun for several GPUs per run), dependencies, logs.
-    `configs`: the plan's resolved configs, if already at hand (`resolve_run_configs`)."""
-    configs = configs or resolve_run_configs(base, plan)
+    `configs`: the plan's resolved runs, if already at hand (`resolve_run_configs`)."""
+    configs = configs or resolve_run_configs(base, plan, planning_device(options.executor, options.slurm_cluster))
     jobs = []
     for run in plan:
-        cfg = configs[run]
+        resolved = configs[run]
+        # As asked (the run resolves it itself), with the document counts the plan found.
+        cfg = replace(run_config(base, run), n_docs=resolved.config.n_docs, n_test_docs=resolved.config.n_test_docs)
         jobs.append(executors.Job(
             key=run, label=run.label,
-            command=executors.with_torchrun(train_simple_command(flags, run), options.gpus_per_run),
-            log_path=results.slurm_log_dir(cfg) if options.executor == "slurm" else results.sweep_log_path(cfg),
+            command=executors.with_torchrun(train_simple_command(flags, run, cfg), options.gpus_per_run),
+            log_path=results.slurm_log_dir(resolved) if options.executor == "slurm"
+            else results.sweep_log_path(resolved),
             needs=dependencies(run),
-            finished=results.is_done(results.run_dir(cfg), writes_weak_labels(cfg), cfg.sync_command)
+            finished=results.is_done(results.run_dir(resolved), writes_weak_labels(cfg), cfg.sync_command)
                      and not cfg.force_retrain,
             call=functools.partial(run_here, cfg) if options.executor == "serial" else None,
         ))
@@ -374,7 +409,7 @@ def run_sweep(model_sizes, **flags) -> list[dict]:
     base = RunConfig(**flags)  # validates every forwarded flag before any run starts
     results.check_folder_path(base.results_folder)
     plan = plan_sweep(sizes, options.seeds, options.bootstrap, options.ensemble_seeds, base.seed, options.s2s_rounds)
-    configs = resolve_run_configs(base, plan)
+    configs = resolve_run_configs(base, plan, planning_device(options.executor, options.slurm_cluster))
     jobs = make_jobs(base, flags, plan, options, configs)
     if options.dry_run:
         print_plan(jobs, options)
@@ -390,7 +425,7 @@ def run_sweep(model_sizes, **flags) -> list[dict]:
 
 
 def summarize_sweep(base: RunConfig, plan: list[PlannedRun],
-                    configs: dict[PlannedRun, RunConfig] | None = None) -> list[dict]:
+                    configs: dict[PlannedRun, ResolvedRun] | None = None) -> list[dict]:
     """Accuracy of every finished run, and the PGR of each transfer run against its weak floor (`PlannedRun.floor`)
     and strong ceiling."""
     configs = configs or resolve_run_configs(base, plan)

@@ -61,7 +61,9 @@ def assert_same_run(single: Path, parallel: Path) -> None:
     from datasets import load_from_disk
     from safetensors.torch import load_file
 
-    assert results.read_summary(parallel) == results.read_summary(single)
+    one, many = results.read_summary(single), results.read_summary(parallel)
+    assert many["accuracy"] == one["accuracy"]
+    assert many == pytest.approx(one, abs=TOL)  # ECE and AUROC sum probabilities gathered in another order
     assert (single / results.WEAK_LABELS_DIR).exists() == (parallel / results.WEAK_LABELS_DIR).exists()
     if (single / results.WEAK_LABELS_DIR).exists():
         a = load_from_disk(str(single / results.WEAK_LABELS_DIR))
@@ -74,6 +76,7 @@ def assert_same_run(single: Path, parallel: Path) -> None:
         assert torch.allclose(wa[name], wb[name], atol=TOL, rtol=0), name
 
 
+@pytest.mark.slow
 def test_two_process_torchrun_matches_single_process(tmp_path, subprocess_env, in_process):
     """DDP for xent and logconf (global-batch threshold) ground-truth runs, a logconf transfer run on the
     xent run's weak labels, and train_weak_to_strong; FSDP2 for logconf; DDP with automatic (planned)

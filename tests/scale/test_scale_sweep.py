@@ -110,6 +110,7 @@ def job(tmp_path, name, needs=(), **kwargs) -> executors.Job:
     return executors.Job(name, name, stand_in(tmp_path, name, **kwargs), tmp_path / "logs" / f"{name}.log", needs)
 
 
+@pytest.mark.slow
 def test_transfer_waits_only_for_its_own_weak_run(tmp_path, capsys):
     jobs = [job(tmp_path, "slow_gt", seconds=3.0), job(tmp_path, "fast_gt"),
             job(tmp_path, "fast_to_x", needs=("fast_gt",)), job(tmp_path, "slow_to_x", needs=("slow_gt",))]
@@ -172,6 +173,7 @@ def test_a_serial_sweep_makes_in_process_calls_and_the_others_commands(tmp_path)
 
 # ---------------------------------------------------------------- real toy sweeps
 
+@pytest.mark.slow
 def test_local_pool_of_two_cpu_workers_gives_the_serial_results(tmp_path, subprocess_env, in_process, capsys):
     """Two transfer runs train at once, each as a train_simple subprocess (as the serial sweep runs them); their
     results equal the same runs done one after another in this process. The ground-truth runs are finished
@@ -187,7 +189,9 @@ def test_local_pool_of_two_cpu_workers_gives_the_serial_results(tmp_path, subpro
     assert "[sweep 2/4] already finished" in printed and "[sweep 4/4] done" in printed
     for run in plan:
         single = in_process(**{**vars(run_config(base, run)), "results_folder": str(tmp_path / "serial")})
-        assert results.read_summary(results.run_dir(run_config(base, run))) == single, run.label
+        pooled = results.read_summary(results.run_dir(run_config(base, run)))
+        assert pooled["accuracy"] == single["accuracy"], run.label
+        assert pooled == pytest.approx(single, abs=1e-6), run.label  # workers run 1 thread: last-digit noise
         assert results.sweep_log_path(run_config(base, run)).exists() == (run.weak_model_size is not None)
     assert [r["run"] for r in rows] == ["toy-small seed=0", "toy-small->toy-small seed=0",
                                         "toy-small seed=1", "toy-small->toy-small seed=1"]
@@ -206,7 +210,10 @@ def test_serial_and_local_sweeps_agree_end_to_end(tmp_path, subprocess_env):
         proc = subprocess.run(cmd, cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, proc.stderr[-3000:]
         outputs[executor] = {p.parent.name: json.loads(p.read_text()) for p in folder.rglob(results.SUMMARY_FILE)}
-    assert len(outputs["serial"]) == 5 and outputs["serial"] == outputs["local"]
+    assert len(outputs["serial"]) == 5 and outputs["serial"].keys() == outputs["local"].keys()
+    for name, summary in outputs["serial"].items():  # workers run 1 thread: metrics may differ in the last digits
+        assert outputs["local"][name]["accuracy"] == summary["accuracy"]
+        assert outputs["local"][name] == pytest.approx(summary, abs=1e-6), name
     cmd = [sys.executable, "sweep.py", f"--model_sizes=toy-small,{broken}", f"--results_folder={tmp_path / 'bad'}",
            "--executor=local", "--max_parallel=2", *(f"--{k}={v}" for k, v in SWEEP_FLAGS.items())]
     proc = subprocess.run(cmd, cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=900)
@@ -238,6 +245,7 @@ def test_slurm_jobs_carry_resources_and_afterok_dependencies(tmp_path):
     assert f"{tmp_path / 'tr'}/%j_0_log.err" in tr_script  # logs per run
 
 
+@pytest.mark.slow
 def test_slurm_path_runs_with_submitits_local_backend(tmp_path, subprocess_env, in_process, capsys):
     pytest.importorskip("submitit")
     folder = str(tmp_path)

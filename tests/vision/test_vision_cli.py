@@ -188,6 +188,7 @@ def run_script(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_script_runs_as_a_subprocess(color_images, tmp_path):
     common = [
         f"--data_path={color_images}",

@@ -83,6 +83,7 @@ def test_load_model_freezes_in_eval_mode():
     assert not any(p.requires_grad for p in model.parameters())
 
 
+@pytest.mark.slow
 def test_importing_vision_touches_neither_torchvision_nor_cuda():
     code = (
         "import sys, torch\n"

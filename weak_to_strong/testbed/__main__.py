@@ -4,6 +4,7 @@
     python -m weak_to_strong.testbed build --fresh=True  # ignore shipped weights and the cache: pretrain again
     python -m weak_to_strong.testbed ship                # pretrain every rung into the package's weights/
     python -m weak_to_strong.testbed measure --seeds=0,1,2 [--results_folder=results/testbed]
+    python -m weak_to_strong.testbed methods --seeds=0,1,2 [--losses=xent,window]   # every transfer loss compared
     python -m weak_to_strong.testbed report [RESULTS_FOLDER]
     python -m weak_to_strong.testbed throughput [--steps=60] [--out=FILE.json]   # pretraining MFU per rung
     python -m weak_to_strong.testbed tune_lr [--seeds=10,11,12,13,14]   # fine-tuning lr per rung, on ground truth
@@ -56,6 +57,17 @@ def measure(seeds="0,1,2", results_folder: str = "results/testbed", ds_name: str
     print(run_measurement(results_folder, parse_int_list(seeds, "seeds"), ds_name))
 
 
+def methods(seeds="0,1,2", results_folder: str = "results/testbed", ds_name: str = "testbed_knowledge",
+            losses=None) -> None:
+    """Sweep the pretrained ladder with every transfer loss of the registry (or --losses=a,b), then the table."""
+    from weak_to_strong.sweep import parse_int_list
+    from weak_to_strong.testbed.report import run_methods
+
+    chosen = None if losses is None else [x for part in (losses if isinstance(losses, (list, tuple)) else [losses])
+                                          for x in str(part).split(",") if x]
+    print(run_methods(results_folder, parse_int_list(seeds, "seeds"), ds_name, chosen))
+
+
 def report(results_folder: str = "results/testbed", ds_name: str = "testbed_knowledge") -> None:
     """The tables and figure of finished measurement runs (see `measure`)."""
     from weak_to_strong.testbed.report import write_report
@@ -87,7 +99,7 @@ def main() -> None:
     quiet_libraries()
     fire.Fire({name: exit_on_user_error(fn) for name, fn in
                (("build", build), ("ship", ship), ("measure", measure), ("report", report),
-                ("throughput", throughput), ("tune_lr", tune_lr))})
+                ("throughput", throughput), ("tune_lr", tune_lr), ("methods", methods))})
 
 
 if __name__ == "__main__":

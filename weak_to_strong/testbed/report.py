@@ -161,16 +161,111 @@ def plot_pgr(groups: dict, ds_name: str):
     return fig
 
 
-def write_report(results_folder: str, ds_name: str = QUICKSTART_TASK) -> str:
-    """Markdown tables and the PGR figure under RESULTS_FOLDER/plots; returns the tables."""
+def load_groups(results_folder: str, ds_name: str) -> dict:
     groups = by_key(pair_table(results_folder, ds_name))
     if not groups:
         raise ValueError(f"no finished {ds_name} weak-to-strong runs under {str(results_folder)!r}")
+    return groups
+
+
+def write_tables_and_figure(results_folder: str, paths: tuple, text: str, fig) -> str:
+    """The Markdown text and the figure under RESULTS_FOLDER/plots (`paths`: their names there); returns text."""
+    results.plots_dir(results_folder).mkdir(parents=True, exist_ok=True)
+    md, png = paths
+    md.write_text(text)
+    fig.savefig(png, dpi=150)
+    return text
+
+
+def write_report(results_folder: str, ds_name: str = QUICKSTART_TASK) -> str:
+    """Markdown tables and the PGR figure under RESULTS_FOLDER/plots; returns the tables."""
+    groups = load_groups(results_folder, ds_name)
     text = (f"## {ds_name}: weak-to-strong on the pretrained ladder\n\n{effect_table(groups)}\n"
             f"## {ds_name}: control, strong rungs with random weights\n\n{control_table(groups)}")
-    out_dir = results.plots_dir(results_folder)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md, png = results.testbed_report_paths(out_dir, ds_name)
-    md.write_text(text)
-    plot_pgr(groups, ds_name).savefig(png, dpi=150)
-    return text
+    paths = results.testbed_report_paths(results.plots_dir(results_folder), ds_name)
+    return write_tables_and_figure(results_folder, paths, text, plot_pgr(groups, ds_name))
+
+
+# ---------------------------------------------------------------- methods: every loss of the registry, compared
+
+def method_names() -> list[str]:
+    from weak_to_strong.loss import LOSSES as ALL_LOSSES
+
+    return list(ALL_LOSSES)
+
+
+def run_methods(results_folder: str, seeds: list[int], ds_name: str = QUICKSTART_TASK, losses=None) -> str:
+    """One sweep per transfer loss over the pretrained ladder (ground-truth runs are shared), then the table."""
+    from weak_to_strong.sweep import run_sweep
+
+    for loss in losses or method_names():
+        run_sweep(",".join(LADDER), ds_name=ds_name, seeds=",".join(map(str, seeds)), loss=loss,
+                  results_folder=results_folder)
+    return write_methods_report(results_folder, ds_name)
+
+
+def paired_pgr_gain(group: list[dict], baseline: list[dict]) -> tuple[float, float]:
+    """Mean ± SE over seeds of (PGR with this loss − PGR with xent) on the same seed: the same floor and ceiling."""
+    base = {r["seed"]: pgr(r["weak_acc"], r["transfer_acc"], r["strong_acc"]) for r in baseline}
+    gains = [pgr(r["weak_acc"], r["transfer_acc"], r["strong_acc"]) - base[r["seed"]] for r in group
+             if r["seed"] in base]
+    return plot.mean_se([g for g in gains if not math.isnan(g)])
+
+
+def methods_table(groups: dict) -> str:
+    header = ["weak → strong", "loss", "seeds", "transfer", "PGR", "PGR − xent PGR (paired by seed)", "PGR (AUROC)",
+              "agrees on weak errors"]
+    rows = []
+    for weak, strong in pretrained_pairs():
+        if not has_gap(groups, weak, strong):
+            continue
+        for loss in method_names():
+            group = groups.get((weak, strong, loss))
+            if not group:
+                continue
+            row = plot.aggregate_group((group[0]["ds_name"], "", weak, strong, loss), group)
+            gain = paired_pgr_gain(group, groups[(weak, strong, "xent")]) if loss != "xent" else (math.nan, math.nan)
+            rows.append([f"{weak} → {strong}", loss, row["n_seeds"], fmt((row["transfer_acc"], row["transfer_acc_se"])),
+                         fmt((row["pgr"], row["pgr_se"]), 2), fmt(gain, 2),
+                         fmt((row["pgr_auroc"], row["pgr_auroc_se"]), 2),
+                         fmt((row["weak_error_agreement"], row["weak_error_agreement_se"]), 2)])
+    return plot.markdown_grid(header, rows)
+
+
+def plot_methods(groups: dict, ds_name: str):
+    """PGR against the strong rung for each loss, from the smallest rung's labels (the pairs with a real gap)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(LADDER)
+    weak = names[0]
+    stronger = [s for s in names[1:] if has_gap(groups, weak, s)]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    markers = "osD^v<>ph*"
+    for i, loss in enumerate(method_names()):
+        points = [(names.index(s), summarize(groups[(weak, s, loss)])["pgr"]) for s in stronger
+                  if (weak, s, loss) in groups]
+        if not points:
+            continue
+        xs = [x + (i - len(method_names()) / 2) * 0.03 for x, _ in points]  # side by side, error bars readable
+        ax.errorbar(xs, [p[0] for _, p in points], yerr=[0 if math.isnan(p[1]) else p[1] for _, p in points],
+                    marker=markers[i % len(markers)], linestyle="-" if loss == "xent" else ":", capsize=3,
+                    linewidth=2 if loss == "xent" else 1, label=loss)
+    ax.set_xticks([names.index(s) for s in stronger], stronger)
+    ax.set_xlabel(f"strong student (weak supervisor {weak})")
+    ax.set_ylabel("PGR (mean ± SE over seeds)")
+    ax.set_title(f"{ds_name}: PGR per transfer loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def write_methods_report(results_folder: str, ds_name: str = QUICKSTART_TASK) -> str:
+    """The methods table (Markdown) and figure under RESULTS_FOLDER/plots; returns the table."""
+    groups = load_groups(results_folder, ds_name)
+    text = f"## {ds_name}: transfer losses on the pretrained ladder\n\n{methods_table(groups)}"
+    paths = results.testbed_methods_paths(results.plots_dir(results_folder), ds_name)
+    return write_tables_and_figure(results_folder, paths, text, plot_methods(groups, ds_name))

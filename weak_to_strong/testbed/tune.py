@@ -12,8 +12,6 @@ label and no transfer run takes part, so the choice cannot favour weak-to-strong
 from __future__ import annotations
 
 import statistics
-from dataclasses import replace
-
 from weak_to_strong.testbed.ladder import LADDER
 
 LRS = (3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
@@ -21,11 +19,11 @@ TUNING_SEEDS = (10, 11, 12, 13, 14)
 
 
 def ground_truth_accuracy(model_size: str, lr: float, seed: int, results_folder: str, ds_name: str) -> float:
-    from weak_to_strong.config import RunConfig
+    from weak_to_strong.config import RunConfig, ground_truth
     from weak_to_strong.pipeline import run_train_simple
 
-    cfg = RunConfig(model_size=model_size, ds_name=ds_name, lr=lr, seed=seed, results_folder=results_folder)
-    return run_train_simple(replace(cfg, loss="xent"))["accuracy"]
+    cfg = RunConfig(ds_name=ds_name, lr=lr, seed=seed, results_folder=results_folder)
+    return run_train_simple(ground_truth(cfg, model_size))["accuracy"]
 
 
 def tune_learning_rates(results_folder: str, seeds=TUNING_SEEDS, ds_name: str = "testbed_knowledge",
