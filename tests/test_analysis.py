@@ -391,3 +391,16 @@ def test_damaged_predictions_are_named_not_a_json_traceback(tmp_path):
     atomic.write_json(tmp_path / results.PREDICTIONS_FILE, {"id": [1, 2], "prob": [0.5], "label": [0, 1]})
     with pytest.raises(ValueError, match="not lists id, prob and label of one length"):
         results.read_predictions(tmp_path)
+
+
+def test_one_sweeps_seed_ensembles_group_across_seeds():
+    """At seed s a run names the member trained with seed s bare: tb-s,tb-s@1,tb-s@2 at seed 0 is
+    tb-s@0,tb-s,tb-s@2 at seed 1. The analysis must see one setting, not one per seed."""
+    from weak_to_strong.plot import run_setting, seed_free_ensemble
+
+    assert seed_free_ensemble("tb-s,tb-s@1,tb-s@2", 0) == seed_free_ensemble("tb-s@0,tb-s,tb-s@2", 1) \
+        == "tb-s@0,tb-s@1,tb-s@2"
+    assert seed_free_ensemble("gpt2,pythia", 3) == "gpt2@3,pythia@3"
+    settings = [run_setting({"seed": seed, "weak_ensemble": members}, {"train_seed": floor_seed})
+                for seed, members, floor_seed in ((0, "tb-s,tb-s@1,tb-s@2", None), (1, "tb-s@0,tb-s,tb-s@2", 0))]
+    assert settings[0] == settings[1]

@@ -91,7 +91,21 @@ def run_setting(transfer: dict, weak: dict) -> dict:
     """What, besides dataset, seed, models and loss, a pair's result depends on."""
     setting = {k: transfer.get(k) for k in short_keys() if k not in NOT_SETTINGS}
     setting.update({f"weak_{k}": weak.get(k) for k in short_keys() if k not in NOT_SETTINGS})
+    if setting.get("weak_ensemble"):
+        setting["weak_ensemble"] = seed_free_ensemble(setting["weak_ensemble"], transfer["seed"])
+        setting.pop("weak_train_seed", None)  # the floor is a member, named above
     return setting
+
+
+def seed_free_ensemble(members: str, seed: int) -> str:
+    """An ensemble's members with every train seed written out and sorted. A run names the member that trains
+    with its own --seed bare ("tb-s" at seed 1 is tb-s@1), so the seeds of one sweep's ensemble read alike
+    only in this form."""
+    spelled = []
+    for member in members.split(","):
+        model, _, train_seed = member.partition("@")
+        spelled.append(f"{model}@{train_seed or seed}")
+    return ",".join(sorted(spelled))
 
 
 def pair_rows_from_runs(runs: list[dict]) -> tuple[list[dict], list[str]]:
