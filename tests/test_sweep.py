@@ -172,6 +172,7 @@ def test_bootstrap_plans_links_after_the_sweep_and_each_waits_for_the_one_before
     assert "--bootstrap_chain=tb-s,tb-m,tb-l" in cmd and "--weak_model_size=tb-m" in cmd
 
 
+@pytest.mark.slow  # a subprocess per case: the CLI's own parsing and one-line errors
 @pytest.mark.parametrize("args, message", [
     (["--model_sizes=tb-m,tb-s,tb-l", "--bootstrap=True"],
      "--model_sizes='tb-m,tb-s,tb-l' is not in size order"),
