@@ -12,6 +12,17 @@ from weak_to_strong.train import (TrainSettings, count_steps, make_optimizer, ma
                                   train_step)
 from weak_to_strong.logger import NullLogger
 
+
+class ListLogger(NullLogger):
+    """Keeps every record in the list it is given."""
+
+    def __init__(self, records: list):
+        self.records = records
+
+    def log(self, record):
+        self.records.append(record)
+
+
 TEXTS = [
     "the film was good", "not bad", "the plot was not great and the ending was dull", "fun", "a lovely cast",
     "the music is very poor", "it was not boring at all in the end", "solid", "the camera was messy",
@@ -162,15 +173,10 @@ def test_adafactor_steps_as_the_reference_whatever_the_lr_and_schedule(schedule)
 def test_adafactor_trains_through_train_model(setup):
     tokenizer, examples, model = setup
     records = []
-
-    class ListLogger(NullLogger):
-        def log(self, record):
-            records.append(record)
-
     trained = copy.deepcopy(model)
     settings = TrainSettings(batch_size=8, minibatch_size=4, epochs=1, lr=1e-5, optim="adafactor")
     train_model(trained, examples, make_loss("xent"), settings, torch.device("cpu"), tokenizer.pad_token_id,
-                ListLogger())
+                ListLogger(records))
     assert [r["lr"] for r in records] == [1e-2, 1e-2]
     # A step of ~1e-2 x RMS: far more than lr=1e-5 would move the head.
     moved = (trained.score.weight - model.score.weight).abs().max()
@@ -199,14 +205,9 @@ def test_train_model_never_steps_on_a_partial_batch(setup):
             return super().batch_stats(logits, labels)
 
     records = []
-
-    class ListLogger(NullLogger):
-        def log(self, record):
-            records.append(record)
-
     settings = TrainSettings(batch_size=6, minibatch_size=2, epochs=2, lr=1e-3)
     train_model(copy.deepcopy(model), examples, Recording(), settings, torch.device("cpu"), tokenizer.pad_token_id,
-                ListLogger())
+                ListLogger(records))
     assert seen == [6] * 5  # 16 documents x 2 epochs // 6; logconf's threshold always over a full batch
     assert [r["step"] for r in records] == [1, 2, 3, 4, 5]
     assert [r["epoch"] for r in records] == [0, 0, 0, 1, 1]  # the epoch of each batch's first document
@@ -240,14 +241,9 @@ def test_train_model_learns_and_is_deterministic(setup):
 def test_eval_every_logs_intermediate_evals(setup):
     tokenizer, examples, model = setup
     records = []
-
-    class ListLogger(NullLogger):
-        def log(self, record):
-            records.append(record)
-
     settings = TrainSettings(batch_size=4, minibatch_size=4, epochs=1, lr=1e-3, eval_every=2)
     train_model(copy.deepcopy(model), examples, make_loss("xent"), settings, torch.device("cpu"),
-                tokenizer.pad_token_id, ListLogger(), evaluate=lambda: {"eval_accuracy": 0.5})
+                tokenizer.pad_token_id, ListLogger(records), evaluate=lambda: {"eval_accuracy": 0.5})
     assert [r["step"] for r in records if "eval_accuracy" in r] == [2]  # steps 2 of 4; the final eval is the caller's
     assert len([r for r in records if "loss" in r]) == 4
 
