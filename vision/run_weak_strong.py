@@ -103,8 +103,9 @@ def check_flag_names(argv: Sequence[str]) -> None:
     """Unknown flags fail before any work: fire itself reports them only after main() has run."""
     valid = set(inspect.signature(main).parameters)
     unknown = []
-    for arg in argv:
-        if not arg.startswith("--") or arg in ("--help", "--"):
+    argv = list(argv)
+    for arg in argv[:argv.index("--")] if "--" in argv else argv:  # after "--": fire's own flags (--trace, ...)
+        if not arg.startswith("--") or arg == "--help":
             continue
         name = arg[2:].split("=", 1)[0].replace("-", "_")
         if name not in valid and not (name.startswith("no") and name[2:] in valid):

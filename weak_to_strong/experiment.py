@@ -215,18 +215,20 @@ def run_weak_to_strong(w2s: WeakToStrongConfig, base: RunConfig) -> dict:
     Under torchrun every rank trains every stage; rank 0 alone prints and writes.
     """
     from weak_to_strong.distributed import init_data_parallel
-    from weak_to_strong.pipeline import resolve_doc_counts, run_train_simple
+    from weak_to_strong.pipeline import load_splits, resolve_doc_counts, run_train_simple
 
     dp = init_data_parallel()
     is_main = dp.is_main
-    # Every stage shares the dataset flags: resolved once, the stages are named as their runs will be.
-    base = dp.main_first(lambda: resolve_doc_counts(base, announce=is_main))
+    # Every stage shares the dataset flags: its documents are loaded once, and the stages are named as
+    # their runs will be.
+    splits = dp.main_first(lambda: load_splits(base))
+    base = resolve_doc_counts(base, splits, announce=is_main)
     stages = plan_stages(w2s, base)
     accs = {}
     for i, (name, cfg) in enumerate(stages.items(), 1):
         if is_main:
             print(f"[{i}/{len(stages)}] {describe_stage(name, cfg)}", flush=True)
-        accs[name] = run_train_simple(cfg)["accuracy"]
+        accs[name] = run_train_simple(cfg, splits)["accuracy"]
     summary = make_pair_summary(w2s, stages, accs)
     if is_main:
         path = results.write_pair_summary(base.results_folder, summary)

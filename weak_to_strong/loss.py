@@ -46,6 +46,9 @@ class Loss:
     """What every loss offers the training loop; the defaults suit a loss without batch statistics or state."""
 
     needs_batch_stats = False
+    stats_need_logits = True
+    """False where batch_stats reads the labels only: the training loop then skips its gradient-free forward
+    pass over the batch and passes logits=None."""
 
     def batch_stats(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
         return {}
@@ -265,8 +268,9 @@ class ConfidentLoss(Loss):
 
     quantile: float = 0.5
     needs_batch_stats = True
+    stats_need_logits = False
 
-    def batch_stats(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+    def batch_stats(self, logits: torch.Tensor | None, labels: torch.Tensor) -> dict[str, Any]:
         confidence = labels.detach().float().max(dim=-1).values
         threshold = torch.quantile(confidence, self.quantile)
         return {"threshold": threshold, "kept_share": (confidence >= threshold).float().mean()}

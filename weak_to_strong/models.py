@@ -7,6 +7,7 @@ Devices and dtypes are resolved when a run starts, never at import.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -45,29 +46,35 @@ class ModelSpec:
     named after the max_ctx they use, so a sweep can name them offline. None: read from the model's config."""
 
 
-def _toy_builder(size: str) -> Callable[[], str]:
+def _builder(module: str, function: str, name: str) -> Callable[[], str]:
+    """A lazy `module.function(name)`: a locally built model's path, built on first use (not at import)."""
     def build() -> str:
-        from weak_to_strong.toy import ensure_toy_model
-
-        return ensure_toy_model(size)
+        return getattr(importlib.import_module(module), function)(name)
 
     return build
 
 
-def _ladder_builder(name: str) -> Callable[[], str]:
-    def build() -> str:
-        from weak_to_strong.testbed.ladder import ensure_ladder_model
-
-        return ensure_ladder_model(name)
-
-    return build
+def non_embedding_params_m(n_layer: int, n_embd: int) -> float:
+    """A GPT-2 block stack's non-embedding parameters (12 * layers * width^2), in millions."""
+    return 12 * n_layer * n_embd ** 2 / 1e6
 
 
-def toy_params_m(size: str) -> float:
-    """Non-embedding parameters (12 * layers * width^2), in millions, without building the model."""
-    from weak_to_strong.toy import TOY_ARCHS
+def toy_spec(size: str) -> ModelSpec:
+    from weak_to_strong.toy import TOY_ARCHS, TOY_CONTEXT
 
-    return 12 * TOY_ARCHS[size]["n_layer"] * TOY_ARCHS[size]["n_embd"] ** 2 / 1e6
+    arch = TOY_ARCHS[size]
+    return ModelSpec(size, params_m=non_embedding_params_m(arch["n_layer"], arch["n_embd"]), context=TOY_CONTEXT,
+                     default_lr=1e-3, eval_batch_size=256, minibatch_size=32,
+                     builder=_builder("weak_to_strong.toy", "ensure_toy_model", size))
+
+
+def ladder_spec(name: str) -> ModelSpec:
+    from weak_to_strong.testbed.ladder import CONTEXT
+
+    spec = rung(name)
+    return ModelSpec(name, params_m=non_embedding_params_m(spec.n_layer, spec.n_embd), context=CONTEXT,
+                     default_lr=spec.finetune_lr, eval_batch_size=256, minibatch_size=32,
+                     builder=_builder("weak_to_strong.testbed.ladder", "ensure_ladder_model", name))
 
 
 _QWEN1 = dict(trust_remote_code=True)
@@ -123,15 +130,11 @@ _SPECS = [
     ModelSpec("EleutherAI/pythia-6.9b", params_m=6860, default_lr=1e-5, eval_batch_size=4, gradient_checkpointing=True,
               dtype="bfloat16", minibatch_size=2),
     # Built locally from scratch (random weights, locally trained tokenizer): offline quickstart and tests.
-    ModelSpec("toy-small", params_m=toy_params_m("toy-small"),
-              default_lr=1e-3, eval_batch_size=256, minibatch_size=32, builder=_toy_builder("toy-small")),
-    ModelSpec("toy-large", params_m=toy_params_m("toy-large"),
-              default_lr=1e-3, eval_batch_size=256, minibatch_size=32, builder=_toy_builder("toy-large")),
+    toy_spec("toy-small"),
+    toy_spec("toy-large"),
     # The laptop testbed's ladder: pretrained locally on a generated corpus (weak_to_strong/testbed), smallest first.
     # `-random`: the same architectures never pretrained (the control).
-    *(ModelSpec(name, params_m=12 * rung(name).n_layer * rung(name).n_embd ** 2 / 1e6,
-                default_lr=rung(name).finetune_lr, eval_batch_size=256, minibatch_size=32,
-                builder=_ladder_builder(name)) for name in ladder_names()),
+    *(ladder_spec(name) for name in ladder_names()),
 ]
 
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}

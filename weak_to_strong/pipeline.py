@@ -28,8 +28,8 @@ from weak_to_strong import atomic, metrics, results
 from weak_to_strong.batching import Examples
 from weak_to_strong.checks import check_predictions
 from weak_to_strong.config import (ResolvedRun, RunConfig, balance, check_runnable, hands_on_labels, is_transfer,
-                                   label_slice, resolve_run, result_dict, token_budgets, training_seed, use_fsdp,
-                                   with_doc_counts, writes_weak_labels)
+                                   label_slice, read_weak_labels_config, resolve_run, result_dict, token_budgets,
+                                   training_seed, use_fsdp, with_doc_counts, writes_weak_labels)
 from weak_to_strong.datasets import column_list, data_revision, load_dataset
 from weak_to_strong.distributed import DataParallel, check_fsdp_optimizer, init_data_parallel
 from weak_to_strong.eval import accuracy, eval_token_budget, predict_probs
@@ -117,22 +117,21 @@ def find_weak_labels(cfg: RunConfig, weak: ResolvedRun | None) -> Path:
     if not path.is_dir():
         sync(cfg, "download", path.parent)
     if not path.is_dir():
-        raise ValueError(
-            f"no weak labels at {str(path)!r}; run the {describe_run(weak_cfg)} first: "
-            f"python train_simple.py --model_size={weak_cfg.model_size} --ds_name={cfg.ds_name}"
-            + "".join(f" --{name}={getattr(weak_cfg, name)}"
-                      for name in ("weak_model_size", "train_seed", "s2s_round", "s2s_total")
-                      if getattr(weak_cfg, name) is not None)
-            + (" (with the same flags, and --bootstrap_chain)" if weak_cfg.bootstrap_chain
-               else " (with the same flags)")
-        )
+        raise ValueError(f"no weak labels at {str(path)!r}; run the {describe_run(weak_cfg)} first: "
+                         f"{rerun_command(weak_cfg)}")
     if not results.is_finished(path.parent):
-        raise ValueError(
-            f"the {describe_run(weak_cfg)} {str(path.parent)!r} has weak labels but no {results.SUMMARY_FILE} "
-            f"(was it killed?); finish it first: python train_simple.py --model_size={cfg.weak_model_size} "
-            f"--ds_name={cfg.ds_name} (with the same flags)"
-        )
+        raise ValueError(f"the {describe_run(weak_cfg)} {str(path.parent)!r} has weak labels but no "
+                         f"{results.SUMMARY_FILE} (was it killed?); finish it first: {rerun_command(weak_cfg)}")
     return path
+
+
+def rerun_command(weak_cfg: RunConfig) -> str:
+    """The train_simple.py command of the run whose labels are missing (beyond the flags the runs share)."""
+    flags = "".join(f" --{name}={getattr(weak_cfg, name)}"
+                    for name in ("weak_model_size", "train_seed", "s2s_round", "s2s_total")
+                    if getattr(weak_cfg, name) is not None)
+    shared = " (with the same flags, and --bootstrap_chain)" if weak_cfg.bootstrap_chain else " (with the same flags)"
+    return f"python train_simple.py --model_size={weak_cfg.model_size} --ds_name={weak_cfg.ds_name}{flags}{shared}"
 
 
 def describe_run(cfg: RunConfig) -> str:
@@ -143,10 +142,7 @@ def describe_run(cfg: RunConfig) -> str:
 
 def check_weak_labels_dataset(path: Path, ds_name: str) -> None:
     """Weak labels of another dataset would train silently on the wrong texts: compare the recorded ds_name."""
-    config = path.parent / results.CONFIG_FILE
-    if not config.exists():
-        return  # labels written elsewhere (e.g. by the reference code): nothing recorded to compare
-    recorded = results.read_json_file(config).get("ds_name")
+    recorded = read_weak_labels_config(str(path)).get("ds_name")  # None: written elsewhere, nothing to compare
     if recorded is not None and recorded != ds_name:
         raise ValueError(f"--weak_labels_path={str(path)!r} holds weak labels of {recorded!r} (its run's "
                          f"{results.CONFIG_FILE}), not of --ds_name={ds_name!r}")
@@ -245,7 +241,8 @@ def label_slices(cfg: RunConfig, weak_labels, series_labels: Path | None):
         train = weak_labels  # the run before labelled exactly slice `hop` of the weak model's half
     if not hands_on_labels(cfg):
         return train, None
-    held_out = results.load_weak_labels(series_labels)  # the series' ground-truth run's (`ResolvedRun.series_root`)
+    # The series' ground-truth run's labels (`ResolvedRun.series_root`): for the first run, those it trains on.
+    held_out = weak_labels if hop == 1 else results.load_weak_labels(series_labels)
     to_label = held_out.shard(num_shards=links, index=hop, contiguous=True)
     # The next link's documents with their ground truth as labels, as a ground-truth run's to-label half has.
     truth = column_list(to_label, "gt_label")
@@ -302,13 +299,14 @@ def make_weak_labels(to_label, probs: torch.Tensor):
                               "gt_label": column_list(to_label, "hard_label")})
 
 
-def run_train_simple(cfg: RunConfig) -> dict:
+def run_train_simple(cfg: RunConfig, splits: dict | None = None) -> dict:
     """Train (or reuse) one run and return its results summary.
 
     Bad input fails before anything is written. The run's lock is then held from a second finished
     check to the upload: a process starting a run that another process is running waits, finds it
     finished and reuses it, and never empties a finished folder. Under torchrun every rank trains its
-    share; only rank 0 prints, locks and writes.
+    share; only rank 0 prints, locks and writes. `splits`: the run's documents (`load_splits`), where the
+    caller has them already (train_weak_to_strong's stages share one dataset).
     """
     dp = init_data_parallel()
     check_runnable(cfg)
@@ -316,7 +314,8 @@ def run_train_simple(cfg: RunConfig) -> dict:
     check_sync_program(cfg)
     # The documents first: the run's name counts the documents the dataset gives, and a bad dataset fails
     # in seconds, before anything is written or a large model loads. Rank 0 downloads first.
-    splits = dp.main_first(lambda: load_splits(cfg))
+    if splits is None:
+        splits = dp.main_first(lambda: load_splits(cfg))
     cfg = resolve_doc_counts(cfg, splits, announce=dp.is_main)
     # Resolved once, for this device and model (rank 0 builds a toy model's files first): its identity names
     # the folder and is config.json, and the run uses exactly what it says.

@@ -217,13 +217,19 @@ def aggregate_group(key: tuple, group: list[dict]) -> dict:
     for name in ("weak_acc", "strong_acc", "transfer_acc"):
         row[name], row[f"{name}_se"] = mean_se([r[name] for r in group])
     row["weak_error_agreement"], row["weak_error_agreement_se"] = mean_se(known(group, "weak_error_agreement"))
-    pgrs = [pgr(r["weak_acc"], r["transfer_acc"], r["strong_acc"]) for r in group]
-    kept = [p for p in pgrs if not math.isnan(p)]
+    kept = seed_pgrs(group, "acc")
     row["pgr"], row["pgr_se"] = mean_se(kept)
     row["n_pgr_seeds"] = len(kept)
     row["note"] = pgr_note(group, len(kept))
     row.update(aggregate_auroc(group))
     return row
+
+
+def seed_pgrs(group: list[dict], metric: str) -> list[float]:
+    """PGR per seed on `metric` (acc, auroc), leaving out seeds where it is undefined (no gap, a missing run)."""
+    pgrs = [pgr(r.get(f"weak_{metric}", math.nan), r.get(f"transfer_{metric}", math.nan),
+                r.get(f"strong_{metric}", math.nan)) for r in group]
+    return [p for p in pgrs if not math.isnan(p)]
 
 
 def known(rows, name: str) -> list[float]:
@@ -236,9 +242,7 @@ def aggregate_auroc(group: list[dict]) -> dict:
     row = {}
     for name in AUROC_FIELDS:
         row[name], row[f"{name}_se"] = mean_se(known(group, name))
-    pgrs = [pgr(r.get("weak_auroc", math.nan), r.get("transfer_auroc", math.nan), r.get("strong_auroc", math.nan))
-            for r in group]
-    kept = [p for p in pgrs if not math.isnan(p)]
+    kept = seed_pgrs(group, "auroc")
     row["pgr_auroc"], row["pgr_auroc_se"] = mean_se(kept)
     row["n_pgr_auroc_seeds"] = len(kept)
     return row

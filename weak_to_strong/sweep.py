@@ -424,11 +424,9 @@ def run_sweep(model_sizes, **flags) -> list[dict]:
     return rows
 
 
-def summarize_sweep(base: RunConfig, plan: list[PlannedRun],
-                    configs: dict[PlannedRun, ResolvedRun] | None = None) -> list[dict]:
+def summarize_sweep(base: RunConfig, plan: list[PlannedRun], configs: dict[PlannedRun, ResolvedRun]) -> list[dict]:
     """Accuracy of every finished run, and the PGR of each transfer run against its weak floor (`PlannedRun.floor`)
-    and strong ceiling."""
-    configs = configs or resolve_run_configs(base, plan)
+    and strong ceiling (`configs`: each planned run resolved, as the sweep named it)."""
     acc = {}
     for run in plan:
         path = results.run_dir(configs[run])

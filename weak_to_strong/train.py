@@ -263,11 +263,13 @@ def batch_loss_stats(model, examples, parts: list[Part], layouts: list[DocumentL
     """
     if not loss_fn.needs_batch_stats or (len(parts) == 1 and dp.world_size == 1):
         return None  # a single minibatch computes them from its own logits
+    labels = dp.gather_rows(torch.cat([examples.labels[p.real] for p in parts]).to(device))
+    if not loss_fn.stats_need_logits:
+        return loss_fn.batch_stats(None, labels)
     with torch.no_grad():
         logits = torch.cat([forward_documents(model, layout, device, precision)[: p.n_real]
                             for p, layout in zip(parts, layouts)])
-    labels = torch.cat([examples.labels[p.real] for p in parts]).to(device)
-    return loss_fn.batch_stats(dp.gather_rows(logits), dp.gather_rows(labels))
+    return loss_fn.batch_stats(dp.gather_rows(logits), labels)
 
 
 def train_step(model, examples: Examples, batch: torch.Tensor, loss_fn, optimizer, scheduler,

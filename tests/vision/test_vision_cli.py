@@ -14,7 +14,7 @@ import pytest
 
 import tiny_vision_models
 from conftest import N_IMAGES
-from vision.run_weak_strong import cli, main
+from vision.run_weak_strong import check_flag_names, cli, main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "vision" / "run_weak_strong.py"
@@ -179,6 +179,12 @@ def test_an_unknown_flag_fails_before_any_work(tiny_models, run_kwargs, capsys):
     assert err.startswith("error: unknown flag(s) --n_epoch; valid flags: ") and "--n_epochs" in err
     assert tiny_models == {"tiny_weak": 0, "tiny_strong": 0}  # no model was loaded
     assert not any(Path(run_kwargs["out_dir"]).rglob("*.json"))
+
+
+def test_flags_after_the_separator_are_fires_own():
+    check_flag_names(["--n_epochs=1", "--", "--trace"])
+    with pytest.raises(ValueError, match=r"unknown flag\(s\) --trace"):
+        check_flag_names(["--n_epochs=1", "--trace"])
 
 
 def run_script(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:

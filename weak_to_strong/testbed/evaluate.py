@@ -13,6 +13,7 @@ from random import Random
 import torch
 
 from weak_to_strong.batching import pad_batch
+from weak_to_strong.model import last_token_index
 from weak_to_strong.testbed import world
 from weak_to_strong.testbed.pretrain import lm_loss, pack_rows
 
@@ -40,7 +41,7 @@ def zero_shot_accuracy(model, tokenizer, rows: list[dict], words: tuple[tuple[st
         ids = tokenizer([r["txt"] for r in chunk])["input_ids"]
         input_ids, mask = pad_batch(ids, pad_id=0)
         logits = model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits
-        last = logits[torch.arange(len(chunk)), mask.sum(1) - 1].softmax(-1)
+        last = logits[torch.arange(len(chunk)), last_token_index(mask)].softmax(-1)
         predicted = last[:, positive].sum(-1) > last[:, negative].sum(-1)
         correct += int((predicted == torch.tensor([r["hard_label"] for r in chunk]).bool()).sum())
     return correct / len(rows)

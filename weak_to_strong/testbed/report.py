@@ -58,10 +58,13 @@ def pair_table(results_folder: str, ds_name: str) -> list[dict]:
 
 
 def by_key(rows: list[dict]) -> dict[tuple, list[dict]]:
-    grouped: dict[tuple, list[dict]] = {}
-    for row in rows:
-        grouped.setdefault((row["weak_model_size"], row["strong_model_size"], row["loss"]), []).append(row)
-    return grouped
+    """(weak, strong, loss) -> its rows, one per seed (plot.group_rows: a seed found twice counts once)."""
+    grouped, _ = plot.group_rows(rows)
+    variants = sorted({key[1] for key in grouped})
+    if len(variants) > 1:
+        raise ValueError(f"the results hold runs of several settings ({'; '.join(variants)}); the testbed report "
+                         "reads a folder of one setting")
+    return {key[2:]: group for key, group in grouped.items()}
 
 
 def summarize(group: list[dict]) -> dict:

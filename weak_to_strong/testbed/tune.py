@@ -11,6 +11,7 @@ label and no transfer run takes part, so the choice cannot favour weak-to-strong
 
 from __future__ import annotations
 
+import math
 import statistics
 from weak_to_strong.testbed.ladder import LADDER
 
@@ -34,7 +35,11 @@ def tune_learning_rates(results_folder: str, seeds=TUNING_SEEDS, ds_name: str = 
 
 
 def standard_error(values: list[float]) -> float:
-    return statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
+    """plot.mean_se's standard error, 0 for a single value (the table shows "± 0.000")."""
+    from weak_to_strong.plot import mean_se
+
+    se = mean_se(values)[1]
+    return 0.0 if math.isnan(se) else se
 
 
 def best_lr(by_lr: dict[float, list[float]]) -> float:
