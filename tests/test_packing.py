@@ -12,7 +12,9 @@ from weak_to_strong.batching import (PLAN_TOLERANCE, Examples, RowPacking, assig
 from weak_to_strong.logger import NullLogger
 from weak_to_strong.loss import make_loss
 from weak_to_strong.model import supports_packing, wrap_backbone
-from weak_to_strong.train import TrainSettings, choose_packing, make_scheduler, train_model, train_step
+from weak_to_strong.planner import (EqualMinibatches, LengthGroupedMinibatches, PackedMinibatches, choose_planner,
+                                    estimate_minibatch_overhead)
+from weak_to_strong.train import Optimization, TrainSettings, make_scheduler, train_model, train_step
 
 CPU = torch.device("cpu")
 VOCAB = 100
@@ -147,8 +149,10 @@ def step_params(model, examples, batch, loss_name, minibatch_size, packing, budg
     model = copy.deepcopy(model)
     # SGD: the update is linear in the gradient (see tests/test_train.py).
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
-    train_step(model, examples, batch, make_loss(loss_name), optimizer, make_scheduler(optimizer, "constant", 1),
-               minibatch_size, 0.5, PAD, CPU, minibatch_token_budget=budget, packing=packing)
+    planner = EqualMinibatches(examples, PAD, minibatch_size) if packing is None \
+        else PackedMinibatches(examples, PAD, packing, budget)
+    train_step(model, batch, make_loss(loss_name), Optimization(optimizer, make_scheduler(optimizer, "constant", 1)),
+               planner, 0.5, CPU)
     return dict(model.named_parameters())
 
 
@@ -170,18 +174,55 @@ def test_packed_step_gives_the_padded_full_batch_update(loss_name, budget):
 
 def test_packing_only_where_supported_and_minibatches_are_automatic():
     model = tiny_model()
-    assert choose_packing(model, CPU, None, None) == RowPacking(128, 3 * 64)
-    assert choose_packing(model, CPU, 8, None) is None  # a given minibatch size keeps its meaning
-    assert choose_packing(model, CPU, None, False) is None
-    assert choose_packing(model, torch.device("cuda"), None, None) is None  # CPU only by default
-    assert choose_packing(model, torch.device("cuda"), None, True) is not None
+    assert model.row_packing(3) == RowPacking(128, 3 * 64)  # the context, and the span in units of the width
+    examples = random_examples(16)
+
+    def planner(device=CPU, minibatch_size=None, pack=None, model=model):
+        return choose_planner(model, examples, PAD, device, minibatch_size, token_budget=500, pack=pack)
+
+    packed = planner()
+    assert type(packed) is PackedMinibatches and packed.packing == RowPacking(128, 3 * 64)
+    assert packed.token_budget == 500
+    equal = planner(minibatch_size=8)  # a given minibatch size keeps its meaning, packing or not
+    assert type(equal) is EqualMinibatches and equal.size == 8 and equal.packing is None
+    assert type(planner(minibatch_size=8, pack=True)) is EqualMinibatches
+    grouped = planner(pack=False)
+    assert type(grouped) is LengthGroupedMinibatches and grouped.packing is None
+    assert grouped.overhead_tokens == estimate_minibatch_overhead(model, CPU) > 0
+    cuda = torch.device("cuda")
+    on_gpu = planner(cuda)  # CPU only by default; a GPU prices a minibatch far above its padding
+    assert type(on_gpu) is LengthGroupedMinibatches and on_gpu.overhead_tokens > 1000 * grouped.overhead_tokens
+    assert type(planner(cuda, pack=True)) is PackedMinibatches
+    assert type(planner(cuda, minibatch_size=8)) is EqualMinibatches
+    # A model that cannot pack: a backbone without support, or a module that does not say.
+    no_support = tiny_model()
+    no_support.backbone.config.model_type = "someones-remote-code"
+    assert no_support.row_packing(3) is None
+    assert type(planner(model=no_support)) is type(planner(model=no_support, pack=True)) is LengthGroupedMinibatches
+    assert type(planner(model=torch.nn.Linear(2, 2), pack=True)) is LengthGroupedMinibatches
     assert supports_packing(tiny_model(attn="eager"))
     flash = tiny_model()
     flash.backbone.config._attn_implementation = "flash_attention_2"  # would need varlen arguments instead
-    assert not supports_packing(flash)
+    assert not supports_packing(flash) and flash.row_packing(3) is None
     non_causal = tiny_model()
     non_causal.causal = False
     assert not supports_packing(non_causal)
+
+
+def test_planners_keep_the_batch_and_lay_out_every_minibatch():
+    examples = random_examples(32, 5, 40)
+    batch = torch.randperm(32, generator=torch.Generator().manual_seed(4))[:24]
+    planners = [EqualMinibatches(examples, PAD, 5), LengthGroupedMinibatches(examples, PAD, 200, 10),
+                PackedMinibatches(examples, PAD, RowPacking(128, 192), 200)]
+    for planner in planners:
+        minibatches = planner.plan(batch)
+        assert len(minibatches) > 1, type(planner).__name__
+        assert sorted(torch.cat([mb.part.real for mb in minibatches]).tolist()) == sorted(batch.tolist())
+        for mb in minibatches:
+            assert torch.equal(mb.labels, examples.labels[mb.part.real])
+            assert int(mb.layout.mask.sum()) == int(examples.lengths[mb.part.real].sum())  # each document once
+            assert ("position_ids" in mb.layout.extra) == (planner.packing is not None)
+    assert [len(mb.part.real) for mb in planners[0].plan(batch)] == [5, 5, 5, 5, 4]
 
 
 def test_unsupported_backbones_fall_back_to_padded_rows(monkeypatch):

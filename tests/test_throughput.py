@@ -17,7 +17,8 @@ from weak_to_strong.model import TransformerWithHead, load_model, load_tokenizer
 from weak_to_strong.models import get_model_spec
 from weak_to_strong.precision import resolve_precision
 from weak_to_strong.results import config_name
-from weak_to_strong.train import (EmbeddingGradTables, TrainSettings, make_optimizer, make_scheduler, set_train_mode,
+from weak_to_strong.planner import EqualMinibatches, LengthGroupedMinibatches, estimate_minibatch_overhead
+from weak_to_strong.train import (Optimization, TrainSettings, make_optimizer, make_scheduler, set_train_mode,
                                   train_model, train_step, use_sparse_embedding_grads)
 
 CPU = torch.device("cpu")
@@ -132,15 +133,16 @@ def test_planned_minibatch_step_equals_full_batch_step(toy):
     tokenizer, model = toy
     examples = random_examples(16, vocab=len(tokenizer))
 
-    def step(minibatch_size, budget):
+    def step(planner):
         m = copy.deepcopy(model)
         optimizer = torch.optim.SGD(m.parameters(), lr=1.0)
-        train_step(m, examples, torch.arange(16), make_loss("logconf"), optimizer, make_scheduler(optimizer, "constant", 1),
-                   minibatch_size, 0.5, tokenizer.pad_token_id, CPU, minibatch_token_budget=budget,
-                   minibatch_overhead_tokens=0)
+        train_step(m, torch.arange(16), make_loss("logconf"),
+                   Optimization(optimizer, make_scheduler(optimizer, "constant", 1)), planner, 0.5, CPU)
         return dict(m.named_parameters())
 
-    full, planned = step(16, 10**6), step(None, 40)
+    pad_id = tokenizer.pad_token_id
+    full = step(EqualMinibatches(examples, pad_id, 16))
+    planned = step(LengthGroupedMinibatches(examples, pad_id, token_budget=40, overhead_tokens=0))
     for k in full:
         torch.testing.assert_close(planned[k], full[k], rtol=1e-4, atol=1e-6)
 
@@ -154,8 +156,11 @@ def test_sparse_embedding_gradients_give_the_dense_update_and_are_switched_back(
         switched = use_sparse_embedding_grads(m, CPU) if sparse else []
         assert len(switched) == (2 if sparse else 0)  # token and position tables
         optimizer = torch.optim.SGD(m.parameters(), lr=1.0)
-        train_step(m, examples, torch.arange(16), make_loss("xent"), optimizer, make_scheduler(optimizer, "constant", 1),
-                   4, 0.5, tokenizer.pad_token_id, CPU)
+        optimization = Optimization(optimizer, make_scheduler(optimizer, "constant", 1), sparse_embeddings=switched)
+        planner = EqualMinibatches(examples, tokenizer.pad_token_id, 4)
+        train_step(m, torch.arange(16), make_loss("xent"), optimization, planner, 0.5, CPU)
+        optimization.close()
+        assert not any(module.sparse for module in switched)
         assert all(p.grad is None for p in m.parameters())
         return dict(m.named_parameters())
 
@@ -180,10 +185,12 @@ def test_kept_embedding_gradient_tables_give_dense_adam_steps_and_stay_zeroed(to
         m = copy.deepcopy(model)
         use_sparse_embedding_grads(m, CPU) if sparse else None
         optimizer = make_optimizer(m.parameters(), "adam", 1e-2)
-        tables = EmbeddingGradTables()
+        optimization = Optimization(optimizer, make_scheduler(optimizer, "constant", 1))
+        planner = LengthGroupedMinibatches(examples, tokenizer.pad_token_id, token_budget=32 * 1024,
+                                           overhead_tokens=estimate_minibatch_overhead(m, CPU))
         for batch in torch.arange(24).split(8):
-            train_step(m, examples, batch, make_loss("xent"), optimizer, make_scheduler(optimizer, "constant", 1),
-                       None, 0.5, tokenizer.pad_token_id, CPU, embedding_grads=tables)
+            train_step(m, batch, make_loss("xent"), optimization, planner, 0.5, CPU)
+        tables = optimization.embedding_grads
         assert len(tables.tables) == (2 if sparse else 0)  # token and position tables
         assert all(not t.any() for t in tables.tables.values()) and not tables.rows  # zero between steps
         return dict(m.named_parameters())

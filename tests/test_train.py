@@ -8,8 +8,9 @@ from weak_to_strong.batching import Examples, pad_batch
 from weak_to_strong.loss import LOSSES, make_loss
 from weak_to_strong.model import load_model, load_tokenizer
 from weak_to_strong.models import get_model_spec
-from weak_to_strong.train import (TrainSettings, count_steps, make_optimizer, make_scheduler, plan_batches, train_model,
-                                  train_step)
+from weak_to_strong.planner import EqualMinibatches
+from weak_to_strong.train import (Optimization, TrainSettings, count_steps, make_optimizer, make_scheduler,
+                                  plan_batches, train_model, train_step)
 from weak_to_strong.logger import NullLogger
 
 
@@ -53,11 +54,11 @@ def params_after_steps(model, examples, loss_name, minibatch_size, pad_id):
     # SGD: the update is linear in the gradient. Adam's first step is ~lr * sign(grad), which flips on
     # float noise for parameters whose true gradient is zero (attention key biases).
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    scheduler = make_scheduler(optimizer, "constant", 10)
+    optimization = Optimization(optimizer, make_scheduler(optimizer, "constant", 10))
+    planner = EqualMinibatches(examples, pad_id, minibatch_size)
     loss = make_loss(loss_name)
     for step, batch in enumerate(STEPS):
-        train_step(model, examples, batch, loss, optimizer, scheduler, minibatch_size,
-                   step_frac=step / len(STEPS), pad_id=pad_id, device=torch.device("cpu"))
+        train_step(model, batch, loss, optimization, planner, step_frac=step / len(STEPS), device=torch.device("cpu"))
     return {k: v.detach().clone() for k, v in model.named_parameters()}, loss
 
 
@@ -181,6 +182,47 @@ def test_adafactor_trains_through_train_model(setup):
     # A step of ~1e-2 x RMS: far more than lr=1e-5 would move the head.
     moved = (trained.score.weight - model.score.weight).abs().max()
     assert moved > 1e-3 * model.score.weight.abs().max()
+
+
+def test_optimization_steps_optimizer_and_schedule_and_clears_the_gradients():
+    w = torch.nn.Parameter(torch.zeros(2))
+    optimizer = torch.optim.SGD([w], lr=1.0)
+    optimization = Optimization(optimizer, make_scheduler(optimizer, "cosine_anneal", 2))
+    lrs = []
+    for _ in range(2):
+        lrs.append(optimization.lr)
+        optimization.backward((w * torch.tensor([1.0, 2.0])).sum())
+        optimization.backward(w.sum())  # minibatches accumulate until the step
+        optimization.step()
+        assert w.grad is None
+    assert lrs == [1.0, 0.5]
+    assert w.tolist() == [-1.5 * 2, -1.5 * 3]  # gradient [2, 3] at lr 1, then at lr 0.5
+
+
+def test_sparse_embedding_gradients_are_switched_back_when_training_raises(setup):
+    tokenizer, examples, model = setup
+    model = copy.deepcopy(model)
+    embeddings = [m for m in model.modules() if isinstance(m, torch.nn.Embedding)]
+    seen = []
+
+    class FailingLoss(type(make_loss("xent"))):
+        def __call__(self, *args):
+            seen.append([m.sparse for m in embeddings])
+            if len(seen) == 3:
+                raise RuntimeError("out of memory, say")
+            return super().__call__(*args)
+
+    settings = TrainSettings(batch_size=8, minibatch_size=4, epochs=1, lr=1e-3)
+    with pytest.raises(RuntimeError, match="out of memory, say"):
+        train_model(model, examples, FailingLoss(), settings, torch.device("cpu"), tokenizer.pad_token_id,
+                    NullLogger())
+    assert seen == [[True, True]] * 3  # on CPU, token and position tables trained with sparse gradients
+    assert not any(m.sparse for m in embeddings)
+    with pytest.raises(RuntimeError, match="raised inside"):
+        with Optimization.for_run(model, settings, 1, torch.device("cpu")) as optimization:
+            assert optimization.sparse_embeddings == embeddings and all(m.sparse for m in embeddings)
+            raise RuntimeError("raised inside")
+    assert not any(m.sparse for m in embeddings)
 
 
 def test_epochs_are_chained_and_cut_into_full_batches_as_in_the_reference():

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from weak_to_strong.train import non_embedding_params  # noqa: F401 (the FLOP count's N, re-exported)
+from weak_to_strong.planner import non_embedding_params  # noqa: F401 (the FLOP count's N, re-exported)
 
 ARCHS = {
     "gpt2": (12, 768, 12),
@@ -60,8 +60,9 @@ class BenchSettings:
     minibatch_size: int | None = None
     """None: automatic length-grouped minibatches (as in train_simple)."""
     pack: bool | None = None
-    """Several documents per row in automatic training minibatches (train.choose_packing); None: the trainer's
-    default (on CPU), False: right-padded rows, one document each. Eval never packs (measured: no gain)."""
+    """Several documents per row in automatic training minibatches (planner.choose_row_packing); None: the
+    trainer's default (on CPU), False: right-padded rows, one document each. Eval never packs (measured: no
+    gain)."""
     minibatch_tokens: int | None = None
     """Token budget of automatic minibatches; None: the trainer's default."""
     eval_tokens: int | None = None

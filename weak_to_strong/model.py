@@ -5,11 +5,15 @@ from __future__ import annotations
 import functools
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from weak_to_strong.models import ModelSpec, get_model_spec, pick_dtype, resolve_model_path
+
+if TYPE_CHECKING:
+    from weak_to_strong.batching import RowPacking
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -61,6 +65,21 @@ class TransformerWithHead(nn.Module):
             pooled = hidden[rows, last_token_index(attention_mask)]
         with torch.autocast(hidden.device.type, enabled=False):  # the head stays float32 under autocast
             return self.score(pooled.float())
+
+    def row_packing(self, attention_span_per_width: float) -> RowPacking | None:
+        """How to pack several documents into a row of this model, or None where it cannot (`supports_packing`).
+
+        Rows hold at most the context the config states (else 1024 tokens); the
+        attention span (`batching.RowPacking`) is `attention_span_per_width` x the
+        model's width. The trainer asks this instead of reading the backbone's config.
+        """
+        from weak_to_strong.batching import RowPacking  # batching loads `datasets`: only when asked
+
+        if not supports_packing(self):
+            return None
+        config = self.backbone.config
+        return RowPacking(max_row_len=max_positions(config) or 1024,
+                          attention_span=attention_span_per_width * config.hidden_size)
 
 
 PACKING_MODEL_TYPES = ("gpt2", "llama", "qwen2", "gpt_neox")

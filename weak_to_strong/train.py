@@ -9,35 +9,22 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from weak_to_strong.batching import (Examples, RowPacking, plan_minibatches, sort_by_length, split_chunks,
-                                    split_for_packing)
+from weak_to_strong.batching import Examples, split_chunks
 from weak_to_strong.checks import check_finite_loss
-from weak_to_strong.distributed import DataParallel, Part
-from weak_to_strong.eval import DocumentLayout, forward_documents, lay_out_documents
+from weak_to_strong.distributed import DataParallel
+from weak_to_strong.eval import forward_documents
+from weak_to_strong.planner import DEFAULT_MINIBATCH_TOKENS, Minibatch, MinibatchPlanner, choose_planner
 from weak_to_strong.precision import make_grad_scaler
 
 ONE_PROCESS = DataParallel()
 LR_SCHEDULES = ("cosine_anneal", "constant")
-DEFAULT_MINIBATCH_TOKENS = 32 * 1024
-MINIBATCH_OVERHEAD = {"cpu": 2e8}
-"""The fixed cost of one more minibatch (forward + backward), in parameter-tokens: divided by the model's
-non-embedding parameters, it is the number of tokens whose compute costs as much. CPU: about 10 ms of
-per-op overhead, the compute of ~60 tokens of a 3M-parameter model (fitted in bench/RESULTS.md).
-Elsewhere a minibatch costs kernel launches and syncs worth far more than its padding: automatic
-minibatches are then as few as the token budget allows."""
-DEFAULT_MINIBATCH_OVERHEAD = 1e15
-ATTENTION_SPAN_PER_WIDTH = 3
-"""Packed rows: per token, attention over a row of L tokens costs ~12 x width x L FLOPs a layer (forward and
-backward) against ~72 x width^2 for the rest of the layer, which would match at L = 6 x width; but masked
-attention runs at a fraction of the matmul rate on CPU, and 3 x width measured fastest (bench/RESULTS.md:
-61 % median MFU against 55 % at 6 x width and 58 % at 1.5 x width, width 256)."""
 
 
 @dataclass
 class TrainSettings:
     batch_size: int
     minibatch_size: int | None
-    """None: length-grouped minibatches sized automatically (see `make_minibatches`)."""
+    """None: minibatches planned automatically (see `planner.choose_planner`)."""
     epochs: int
     lr: float
     """Adam's learning rate; Adafactor sets its own step size and ignores it, as in the reference."""
@@ -51,7 +38,8 @@ class TrainSettings:
     minibatch_token_budget: int = DEFAULT_MINIBATCH_TOKENS
     """Automatic minibatches hold at most this many padded tokens (memory)."""
     pack: bool | None = None
-    """Automatic minibatches only: several documents per row (see `choose_packing`). None: on CPU only."""
+    """Automatic minibatches only: several documents per row (see `planner.choose_row_packing`). None: on CPU
+    only."""
 
 
 def make_optimizer(params, name: str, lr: float) -> torch.optim.Optimizer:
@@ -160,7 +148,7 @@ def use_sparse_embedding_grads(model, device) -> list[torch.nn.Embedding]:
     dense gradient and memory stays one table however large the batch. Not under
     torch.distributed, whose gradient buckets are dense, and pointless on GPUs,
     where filling the table takes microseconds.
-    Returns the switched modules (switch them back with `.sparse = False`).
+    Returns the switched modules (`Optimization.close` switches them back).
     """
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     if torch.device(device).type != "cpu" or distributed:
@@ -208,117 +196,99 @@ class EmbeddingGradTables:
         self.rows.clear()
 
 
-def non_embedding_params(model: torch.nn.Module) -> int:
-    """Parameters outside embedding tables (token and position embeddings), each counted once."""
-    embedding = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
-    params = {id(p): p for p in model.parameters() if id(p) not in embedding}
-    return sum(p.numel() for p in params.values())
+class Optimization:
+    """The optimizer and what steps with it: lr schedule, fp16 loss scaler, kept embedding-gradient tables.
 
-
-def estimate_minibatch_overhead(model: torch.nn.Module, device) -> int:
-    """What one more minibatch costs, in tokens of this model's compute (see MINIBATCH_OVERHEAD)."""
-    overhead = MINIBATCH_OVERHEAD.get(torch.device(device).type, DEFAULT_MINIBATCH_OVERHEAD)
-    return int(min(overhead / max(non_embedding_params(model), 1), 1 << 30))
-
-
-def make_minibatches(examples: Examples, batch: torch.Tensor, minibatch_size: int | None, token_budget: int,
-                     overhead_tokens: int, world_size: int = 1) -> list[torch.Tensor]:
-    """The batch sorted by length and split: into equal minibatches, or (None) into planned ones.
-
-    Batch membership never changes: the batch stays a uniformly shuffled draw and
-    only the order inside it, hence which examples share a minibatch, follows length.
-    Under torchrun each minibatch is later dealt out over the ranks, so sizes and
-    budgets here are per rank times the number of ranks.
+    A context manager: leaving it switches embedding tables made sparse for the
+    run (`use_sparse_embedding_grads`) back to dense, whether training ended or
+    raised, so the model leaves as it came.
     """
-    if minibatch_size is not None:
-        return split_chunks(sort_by_length(batch, examples.lengths), minibatch_size * world_size)
-    return plan_minibatches(batch, examples.lengths, token_budget * world_size, overhead_tokens * world_size)
+
+    def __init__(self, optimizer: torch.optim.Optimizer, scheduler, scaler: torch.amp.GradScaler | None = None,
+                 sparse_embeddings: list[torch.nn.Embedding] | None = None):
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.scaler = scaler or make_grad_scaler("fp32", torch.device("cpu"))  # disabled: a pass-through
+        self.embedding_grads = EmbeddingGradTables()
+        self.sparse_embeddings = list(sparse_embeddings or [])
+
+    @classmethod
+    def for_run(cls, model, settings: TrainSettings, total_steps: int, device) -> "Optimization":
+        """The run's optimizer, schedule and scaler; on CPU, sparse embedding gradients (see
+        `use_sparse_embedding_grads`)."""
+        optimizer = make_optimizer(model.parameters(), settings.optim, settings.lr)
+        return cls(optimizer, make_scheduler(optimizer, settings.lr_schedule, total_steps),
+                   make_grad_scaler(settings.precision, torch.device(device)),
+                   use_sparse_embedding_grads(model, device))
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the next step (Adafactor: its relative step size, see `RelativeStepSize`)."""
+        return self.scheduler.get_last_lr()[0]
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Accumulate the loss's gradients (scaled for fp16); sparse embedding gradients go into the tables."""
+        self.scaler.scale(loss).backward()
+        self.embedding_grads.collect(self.optimizer)
+
+    def step(self) -> None:
+        """Update with the accumulated gradients, advance the schedule, and clear gradients and tables."""
+        self.embedding_grads.attach()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.embedding_grads.reset()
+
+    def close(self) -> None:
+        """Switch the run's sparse embedding tables back (idempotent)."""
+        for module in self.sparse_embeddings:
+            module.sparse = False
+        self.sparse_embeddings = []
+
+    def __enter__(self) -> "Optimization":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def choose_packing(model, device, minibatch_size: int | None, pack: bool | None) -> RowPacking | None:
-    """How to pack documents into rows, or None for right-padded rows (one document each).
-
-    Only for automatic minibatches (a given minibatch size keeps its meaning:
-    that many documents a forward pass) and backbones that support it. By
-    default only on CPU: there every padded token costs its full compute and a
-    minibatch ~10 ms of overhead, while on GPUs padding costs little and a packed
-    (block-diagonal) mask would lose the flash-attention path.
-    """
-    from weak_to_strong.model import max_positions, supports_packing
-
-    if minibatch_size is not None or pack is False or (pack is None and torch.device(device).type != "cpu"):
-        return None
-    if not supports_packing(model):
-        return None
-    width = model.backbone.config.hidden_size
-    return RowPacking(max_row_len=max_positions(model.backbone.config) or 1024,
-                      attention_span=ATTENTION_SPAN_PER_WIDTH * width)
-
-
-def batch_loss_stats(model, examples, parts: list[Part], layouts: list[DocumentLayout], loss_fn, device,
-                     precision: str = "fp32", dp: DataParallel = ONE_PROCESS) -> dict | None:
+def batch_loss_stats(model, minibatches: list[Minibatch], loss_fn, device, precision: str = "fp32",
+                     dp: DataParallel = ONE_PROCESS) -> dict | None:
     """Batch-level loss statistics over the whole (global) batch, if the loss needs them.
 
-    A gradient-free pass over this rank's parts (laid out as `layouts`), gathered over ranks.
+    A gradient-free pass over this rank's minibatches, gathered over ranks.
     """
-    if not loss_fn.needs_batch_stats or (len(parts) == 1 and dp.world_size == 1):
+    if not loss_fn.needs_batch_stats or (len(minibatches) == 1 and dp.world_size == 1):
         return None  # a single minibatch computes them from its own logits
-    labels = dp.gather_rows(torch.cat([examples.labels[p.real] for p in parts]).to(device))
+    labels = dp.gather_rows(torch.cat([mb.labels for mb in minibatches]).to(device))
     if not loss_fn.stats_need_logits:
         return loss_fn.batch_stats(None, labels)
     with torch.no_grad():
-        logits = torch.cat([forward_documents(model, layout, device, precision)[: p.n_real]
-                            for p, layout in zip(parts, layouts)])
+        logits = torch.cat([forward_documents(model, mb.layout, device, precision)[: mb.part.n_real]
+                            for mb in minibatches])
     return loss_fn.batch_stats(dp.gather_rows(logits), labels)
 
 
-def train_step(model, examples: Examples, batch: torch.Tensor, loss_fn, optimizer, scheduler,
-               minibatch_size: int | None, step_frac: float, pad_id: int, device, precision: str = "fp32",
-               scaler: torch.amp.GradScaler | None = None,
-               minibatch_token_budget: int = DEFAULT_MINIBATCH_TOKENS,
-               minibatch_overhead_tokens: int | None = None, dp: DataParallel = ONE_PROCESS,
-               packing: RowPacking | None = None, embedding_grads: EmbeddingGradTables | None = None) -> float:
+def train_step(model, batch: torch.Tensor, loss_fn, optimization: Optimization, planner: MinibatchPlanner,
+               step_frac: float, device, precision: str = "fp32", dp: DataParallel = ONE_PROCESS) -> float:
     """One optimizer step over a batch, accumulated over minibatches (this rank's share of them).
 
     Each minibatch's mean loss is weighted by its share of the batch, so the
     update equals the full-batch update while memory scales with the minibatch.
     The loss is read back once per step, not per minibatch (a device sync).
-    With `packing` (automatic minibatches only), each rank packs the documents
-    dealt to it into rows. Sparse embedding gradients are gathered in
-    `embedding_grads` (kept by the caller across steps; else fresh per step).
     """
-    scaler = scaler or make_grad_scaler("fp32", torch.device(device))
-    if embedding_grads is None:
-        embedding_grads = EmbeddingGradTables()
-    if packing is not None and minibatch_size is None:
-        # Split only where memory needs it; under torchrun the budget is per rank, each minibatch dealt over ranks.
-        minibatches = split_for_packing(batch, examples.lengths, minibatch_token_budget * dp.world_size)
-    else:
-        packing = None
-        if minibatch_size is None and minibatch_overhead_tokens is None:
-            minibatch_overhead_tokens = estimate_minibatch_overhead(model, device)
-        minibatches = make_minibatches(examples, batch, minibatch_size, minibatch_token_budget,
-                                       minibatch_overhead_tokens, dp.world_size)
-    parts = dp.deal(minibatches)
-    # Laid out once: the statistics pass (logconf) and the training pass see the same rows.
-    layouts = [lay_out_documents(examples, part.indices, pad_id, packing) for part in parts]
-    stats = batch_loss_stats(model, examples, parts, layouts, loss_fn, device, precision, dp)
+    minibatches = planner.plan(batch, dp)
+    stats = batch_loss_stats(model, minibatches, loss_fn, device, precision, dp)
     total = torch.zeros((), device=device)
-    for i, (part, layout) in enumerate(zip(parts, layouts)):
-        with dp.gradient_sync(model, enabled=i == len(parts) - 1):
-            logits = forward_documents(model, layout, device, precision)[: part.n_real]
-            labels = examples.labels[part.real].to(device)
-            loss = loss_fn(logits, labels, step_frac, stats) * (part.n_real / len(batch)) if part.n_real \
-                else logits.sum() * 0.0  # a placeholder joins the collectives with zero gradient
-            scaler.scale(loss * dp.grad_scale).backward()
-            embedding_grads.collect(optimizer)
+    for i, mb in enumerate(minibatches):
+        # Under torchrun, gradients are summed over ranks once a step: after the last minibatch.
+        with dp.gradient_sync(model, enabled=i == len(minibatches) - 1):
+            logits = forward_documents(model, mb.layout, device, precision)[: mb.part.n_real]
+            loss = loss_fn(logits, mb.labels.to(device), step_frac, stats) * (mb.part.n_real / len(batch)) \
+                if mb.part.n_real else logits.sum() * 0.0  # a placeholder joins the collectives with zero gradient
+            optimization.backward(loss * dp.grad_scale)
         total += loss.detach()
-    embedding_grads.attach()
-    scaler.step(optimizer)
-    scaler.update()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    embedding_grads.reset()
+    optimization.step()
     return dp.sum(total.item())
 
 
@@ -334,23 +304,16 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
     torch.manual_seed(settings.seed)
     batches = plan_batches(len(examples), settings.batch_size, settings.epochs, generator)
     total_steps = len(batches)
-    optimizer = make_optimizer(model.parameters(), settings.optim, settings.lr)
-    scheduler = make_scheduler(optimizer, settings.lr_schedule, total_steps)
-    scaler = make_grad_scaler(settings.precision, torch.device(device))
+    planner = choose_planner(dp.unwrap(model), examples, pad_id, device, settings.minibatch_size,
+                             settings.minibatch_token_budget, settings.pack)
     # Without dropout, train in eval mode: the same for every architecture, no config surgery.
     set_train_mode(model, settings.train_with_dropout)
-    sparse_embeddings = use_sparse_embedding_grads(model, device)
-    overhead_tokens = estimate_minibatch_overhead(model, device)
-    packing = choose_packing(dp.unwrap(model), device, settings.minibatch_size, settings.pack)
-    embedding_grads = EmbeddingGradTables()
-    with tqdm(total=total_steps, desc="train", **dp.progress_options()) as bar:
+    with Optimization.for_run(model, settings, total_steps, device) as optimization, \
+            tqdm(total=total_steps, desc="train", **dp.progress_options()) as bar:
         for done, batch in enumerate(batches):
-            lr = scheduler.get_last_lr()[0]
-            loss = train_step(model, examples, batch, loss_fn, optimizer, scheduler, settings.minibatch_size,
-                              done / total_steps, pad_id, device, precision=settings.precision, scaler=scaler,
-                              minibatch_token_budget=settings.minibatch_token_budget,
-                              minibatch_overhead_tokens=overhead_tokens, dp=dp, packing=packing,
-                              embedding_grads=embedding_grads)
+            lr = optimization.lr
+            loss = train_step(model, batch, loss_fn, optimization, planner, done / total_steps, device,
+                              settings.precision, dp)
             epoch = done * settings.batch_size // len(examples)  # the epoch of the batch's first document
             step = done + 1
             check_finite_loss(loss, step, settings.lr)
@@ -365,6 +328,4 @@ def train_model(model, examples: Examples, loss_fn, settings: TrainSettings, dev
                                             or step * settings.batch_size // len(examples) != epoch):
                 after_epoch(epoch)
                 set_train_mode(model, settings.train_with_dropout)
-    for module in sparse_embeddings:
-        module.sparse = False
     model.eval()

@@ -20,7 +20,7 @@ import torch
 from weak_to_strong.bench import measure_matmul_peak, model_flops
 from weak_to_strong.testbed.ladder import LADDER, init_model, make_doc_source, make_tokenizer, rung
 from weak_to_strong.testbed.pretrain import corpus_batches, make_optimizer, train_step
-from weak_to_strong.train import non_embedding_params
+from weak_to_strong.planner import non_embedding_params
 
 
 def measure_rung(name: str, steps: int, warmup: int = 10) -> dict:
