@@ -13,7 +13,8 @@ from weak_to_strong.batching import (Examples, RowPacking, plan_minibatches, sor
                                     split_for_packing)
 from weak_to_strong.checks import check_finite_loss
 from weak_to_strong.distributed import DataParallel, Part
-from weak_to_strong.eval import DocumentLayout, forward_documents, lay_out_documents
+from weak_to_strong.batching import DocumentLayout, lay_out_documents
+from weak_to_strong.eval import forward_documents
 from weak_to_strong.precision import make_grad_scaler
 
 ONE_PROCESS = DataParallel()
