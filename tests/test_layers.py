@@ -35,6 +35,15 @@ def test_light_layers_import_no_torch_and_no_trainer(module):
     assert heavy_imports(module) == []
 
 
+def test_readers_import_nothing_of_the_package():
+    """Analysis reads results JSON through readers.py alone: not even the run config comes with it."""
+    code = ("import sys\nimport weak_to_strong.readers\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('weak_to_strong'))))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["weak_to_strong", "weak_to_strong.readers"]
+
+
 def test_the_check_sees_torch_where_it_is_imported():
     assert {"torch", "weak_to_strong.train"} <= set(heavy_imports("weak_to_strong.train"))
 

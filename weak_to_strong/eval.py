@@ -1,8 +1,6 @@
-"""Prediction, accuracy, and the performance gap recovered (PGR)."""
+"""Prediction and accuracy (the PGR of accuracies is metrics.pgr)."""
 
 from __future__ import annotations
-
-import math
 
 import torch
 from tqdm.auto import tqdm
@@ -70,9 +68,3 @@ def predict_probs(model, examples: Examples, batch_size: int, device: torch.devi
 def accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
     """Share of rows whose argmax matches the argmax of the (soft or one-hot) labels."""
     return (probs.argmax(dim=-1) == labels.argmax(dim=-1)).float().mean().item()
-
-
-def pgr(weak_acc: float, transfer_acc: float, ceiling_acc: float) -> float:
-    """(transfer - weak) / (ceiling - weak); NaN where the ceiling is not above the weak floor."""
-    gap = ceiling_acc - weak_acc
-    return (transfer_acc - weak_acc) / gap if gap > 0 else math.nan
