@@ -8,7 +8,7 @@ added after run folders were first named (`omit_if`) is left out of both while i
 holds the value every earlier run had, so earlier runs keep their folders.
 
 Config knows no trainer: it imports neither torch nor the modules that train (names of losses and
-schedules come from names.py), so sweeps plan and analysis names runs without them
+schedules come from names.py), so a sweep plans runs, and analysis reads them, without either
 (tests/test_layers.py). Only `resolve_here`, which asks this machine for its device, imports torch.
 """
 
