@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from weak_to_strong import atomic, plot, results
+from weak_to_strong import atomic, plot, readers, results
 from weak_to_strong.config import RunConfig, result_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,10 +32,10 @@ def make_run(root: Path, accuracy: float | None, model: str, weak: str | None = 
     cfg = run_config(root, model, weak, **flags)
     path = results.run_dir(cfg)
     path.mkdir(parents=True)
-    atomic.write_json(path / results.CONFIG_FILE, result_dict(cfg))
+    atomic.write_json(path / readers.CONFIG_FILE, result_dict(cfg))
     if accuracy is not None:
         summary = {"accuracy": accuracy} if auroc is None else {"accuracy": accuracy, "auroc": auroc, "ece": 0.1}
-        atomic.write_json(path / results.SUMMARY_FILE, summary)
+        atomic.write_json(path / readers.SUMMARY_FILE, summary)
     return path
 
 
@@ -55,7 +55,7 @@ def only(rows, **where):
 
 
 def table_for(root: Path) -> list[dict]:
-    runs, _ = results.load_runs(root)
+    runs, _ = readers.load_runs(root)
     pair_rows, _ = plot.pair_rows_from_runs(runs)
     return plot.aggregate_pgr(pair_rows)
 
@@ -66,13 +66,13 @@ def test_load_runs_reads_every_run_and_reports_broken_ones(tmp_path):
     make_pair(tmp_path, 0.6, 0.8, 0.7)
     unfinished = make_run(tmp_path, None, "gpt2-large")
     corrupt = make_run(tmp_path, 0.5, "gpt2-xl")
-    (corrupt / results.CONFIG_FILE).write_text("{not json")
+    (corrupt / readers.CONFIG_FILE).write_text("{not json")
     no_accuracy = make_run(tmp_path, 0.5, "gpt2", seed=3)
-    atomic.write_json(no_accuracy / results.SUMMARY_FILE, {"acc": 0.5})
+    atomic.write_json(no_accuracy / readers.SUMMARY_FILE, {"acc": 0.5})
     (tmp_path / "default" / ".bs=32-tmp123").mkdir()  # a half-built temporary folder: not a run
     (tmp_path / "plots").mkdir()  # the plot command's own output
 
-    runs, problems = results.load_runs(tmp_path)
+    runs, problems = readers.load_runs(tmp_path)
 
     assert len(runs) == 3
     weak = only(runs, model_size="gpt2")
@@ -93,14 +93,14 @@ def test_load_runs_finds_runs_at_any_depth(tmp_path):
     """One results folder per seed, all under one parent, loads as one sweep."""
     for seed in (0, 1):
         make_pair(tmp_path / f"seed{seed}", 0.6, 0.8, 0.7, seed=seed)
-    runs, problems = results.load_runs(tmp_path)
+    runs, problems = readers.load_runs(tmp_path)
     assert len(runs) == 6 and not problems
     assert only(table_for(tmp_path), loss="xent")["n_seeds"] == 2
 
 
 def test_load_runs_rejects_a_missing_folder(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
-        results.load_runs(tmp_path / "nope")
+        readers.load_runs(tmp_path / "nope")
 
 
 # ---------------------------------------------------------------- PGR
@@ -157,7 +157,7 @@ def test_floor_is_the_run_whose_labels_were_used(tmp_path):
     make_run(tmp_path, 0.99, "gpt2", lr=1e-3)  # same model, different run: must not be picked
     make_run(tmp_path, 0.75, "gpt2-medium", weak="gpt2-large")  # weak run missing
 
-    runs, _ = results.load_runs(tmp_path)
+    runs, _ = readers.load_runs(tmp_path)
     rows, notes = plot.pair_rows_from_runs(runs)
 
     assert [(r["weak_acc"], r["strong_acc"], r["transfer_acc"]) for r in rows] == [(0.6, 0.8, 0.7)]
@@ -179,8 +179,8 @@ def test_weak_labels_path_runs_find_their_floor(tmp_path):
                     results_folder=str(tmp_path))
     path = results.run_dir(cfg)
     path.mkdir(parents=True)
-    atomic.write_json(path / results.CONFIG_FILE, result_dict(cfg))
-    atomic.write_json(path / results.SUMMARY_FILE, {"accuracy": 0.75})
+    atomic.write_json(path / readers.CONFIG_FILE, result_dict(cfg))
+    atomic.write_json(path / readers.SUMMARY_FILE, {"accuracy": 0.75})
 
     row = only(table_for(tmp_path))
     assert (row["weak_model_size"], row["weak_acc"], row["strong_acc"], row["transfer_acc"]) == ("gpt2", 0.6, 0.8, 0.75)
@@ -238,7 +238,7 @@ def test_load_pair_summaries_over_seed_folders(tmp_path):
     (tmp_path / "s2" / "gpt2_gpt2-xl.results_summary.json").write_text('{"weak_acc": 0.5}')
     make_run(tmp_path / "s0", 0.6, "gpt2")  # a run's own results_summary.json is not a pair summary
 
-    rows, problems = results.load_pair_summaries(tmp_path)
+    rows, problems = readers.load_pair_summaries(tmp_path)
     table = plot.aggregate_pgr(rows)
 
     assert len(rows) == 4 and {r["loss"] for r in rows} == {"xent", "logconf"}
@@ -261,7 +261,7 @@ def test_lora_and_full_pair_summaries_stay_apart(tmp_path, differ):
         summary = make_pair_summary(w2s, plan_stages(w2s, base), {"weak": 0.6, "strong": 0.8, "transfer_xent": 0.7})
         results.write_pair_summary(tmp_path / name, summary)
 
-    rows, problems = results.load_pair_summaries(tmp_path)
+    rows, problems = readers.load_pair_summaries(tmp_path)
     table = plot.aggregate_pgr(rows)
     assert not problems and len(rows) == 2
     assert len(table) == 2 and all(row["n_seeds"] == 1 for row in table)
@@ -385,12 +385,12 @@ def test_runs_without_auroc_leave_pgr_on_auroc_out(tmp_path):
 
 
 def test_damaged_predictions_are_named_not_a_json_traceback(tmp_path):
-    (tmp_path / results.PREDICTIONS_FILE).write_text('{"id": [1, 2], "prob": [0.5]')
+    (tmp_path / readers.PREDICTIONS_FILE).write_text('{"id": [1, 2], "prob": [0.5]')
     with pytest.raises(ValueError, match=r"test_predictions.json is corrupted .*--force_retrain"):
-        results.read_predictions(tmp_path)
-    atomic.write_json(tmp_path / results.PREDICTIONS_FILE, {"id": [1, 2], "prob": [0.5], "label": [0, 1]})
+        readers.read_predictions(tmp_path)
+    atomic.write_json(tmp_path / readers.PREDICTIONS_FILE, {"id": [1, 2], "prob": [0.5], "label": [0, 1]})
     with pytest.raises(ValueError, match="not lists id, prob and label of one length"):
-        results.read_predictions(tmp_path)
+        readers.read_predictions(tmp_path)
 
 
 def test_one_sweeps_seed_ensembles_group_across_seeds():

@@ -8,7 +8,7 @@ import re
 import pytest
 from datasets import Dataset, load_from_disk
 
-from weak_to_strong import results
+from weak_to_strong import readers, results
 from weak_to_strong.checks import TrainingDiverged, soft_label_problem
 from weak_to_strong.config import RunConfig
 from weak_to_strong.datasets import load_dataset
@@ -20,7 +20,7 @@ def test_a_diverged_run_stops_with_a_clear_error_and_is_not_marked_finished(tiny
     with pytest.raises(TrainingDiverged, match=r"training diverged: the loss is nan at step \d+ \(--lr=1e\+06\)"):
         run_train_simple(cfg)
     run = results.run_dir(cfg)
-    assert not results.is_finished(run) and not (run / results.WEAK_LABELS_DIR).exists()
+    assert not readers.is_finished(run) and not (run / results.WEAK_LABELS_DIR).exists()
 
 
 @pytest.mark.parametrize("labels, problem", [
@@ -75,7 +75,7 @@ def test_a_tilde_results_folder_is_expanded_once_and_every_file_goes_under_it(ti
     assert cfg.results_folder == str(tmp_path / "home" / "x")
     run_train_simple(cfg)
     run = results.run_dir(cfg)
-    assert results.is_finished(run) and (run / results.WEAK_LABELS_DIR / "dataset_info.json").exists()
+    assert readers.is_finished(run) and (run / results.WEAK_LABELS_DIR / "dataset_info.json").exists()
     assert not (tmp_path / "~").exists()
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from datasets import load_from_disk
 
-from weak_to_strong import metrics, plot, results
+from weak_to_strong import metrics, plot, readers, results
 from weak_to_strong.config import RunConfig, result_dict
 from weak_to_strong.loss import LOSSES
 from weak_to_strong.pipeline import run_train_simple
@@ -38,7 +38,7 @@ def test_ground_truth_run_writes_the_results_layout(tiny_flags):
     assert row["soft_label"][0] + row["soft_label"][1] == pytest.approx(1.0)
     assert row["hard_label"] == int(row["soft_label"][1] > row["soft_label"][0])
     assert not any(p.startswith(".") for p in files_under(path))  # no temporary leftovers
-    predictions = results.read_predictions(path)
+    predictions = readers.read_predictions(path)
     assert set(summary) == {"accuracy", "auroc", "ece"}  # a ground-truth run has no supervisor to agree with
     assert summary["auroc"] == metrics.auroc(predictions["prob"], predictions["label"])
     assert summary["ece"] == metrics.ece(predictions["prob"], predictions["label"]) and 0 <= summary["ece"] <= 0.5
@@ -52,7 +52,7 @@ def test_transfer_run_trains_on_the_weak_labels_and_records_the_weak_config(tiny
     config = json.loads((results.run_dir(cfg) / "config.json").read_text())
     assert config["weak_model_size"] == "toy-small"
     # Agreement with the supervisor, from both runs' test predictions; the PGR table's column is the same number.
-    weak, student = (results.read_predictions(results.run_dir(c)) for c in (gt, cfg))
+    weak, student = (readers.read_predictions(results.run_dir(c)) for c in (gt, cfg))
     assert {k: summary[k] for k in ("agreement", "agreement_on_weak_errors")} == metrics.agreement(weak, student)
     assert summary["agreement_on_weak_errors"] == plot.weak_error_agreement(results.run_dir(gt), results.run_dir(cfg))
     assert config["weak_model"] == json.loads((results.run_dir(gt) / "config.json").read_text())
@@ -61,12 +61,12 @@ def test_transfer_run_trains_on_the_weak_labels_and_records_the_weak_config(tiny
     by_path = RunConfig(**{**tiny_flags, "model_size": "toy-large",
                            "weak_labels_path": str(results.run_dir(gt) / "weak_labels")})
     run_train_simple(by_path)
-    assert results.is_finished(results.run_dir(by_path)) and results.run_dir(by_path) != results.run_dir(cfg)
+    assert readers.is_finished(results.run_dir(by_path)) and results.run_dir(by_path) != results.run_dir(cfg)
     # The ground-truth run's folder names the same labels (the reference appended weak_labels/ too).
     by_folder = RunConfig(**{**tiny_flags, "model_size": "toy-large", "weak_labels_path": str(results.run_dir(gt)),
                              "force_retrain": True})
     assert results.run_dir(by_folder) == results.run_dir(by_path)
-    assert run_train_simple(by_folder) == results.read_summary(results.run_dir(by_path))
+    assert run_train_simple(by_folder) == readers.read_summary(results.run_dir(by_path))
 
 
 def test_finished_runs_are_skipped_unless_forced(tiny_flags, capsys):
@@ -87,9 +87,9 @@ def test_an_unfinished_run_is_not_mistaken_for_a_finished_one(tiny_flags):
     path = results.run_dir(cfg)
     path.mkdir(parents=True)
     (path / "config.json").write_text("{}")  # as left by a run killed mid-training
-    assert not results.is_finished(path)
+    assert not readers.is_finished(path)
     run_train_simple(cfg)
-    assert results.is_finished(path) and (path / "weak_labels").is_dir()
+    assert readers.is_finished(path) and (path / "weak_labels").is_dir()
 
 
 def test_same_seed_gives_identical_weak_labels(tiny_flags, tmp_path):
@@ -194,7 +194,7 @@ def test_sync_command_uploads_results_and_downloads_missing_weak_labels(tiny_fla
     transfer = RunConfig(**{**tiny_flags, "model_size": "toy-large", "weak_model_size": "toy-small",
                             "sync_command": str(script)})
     run_train_simple(transfer)
-    assert results.is_finished(results.run_dir(transfer))
+    assert readers.is_finished(results.run_dir(transfer))
 
 
 def write_boolq_copy(root: Path, n_train: int, n_test: int, record: dict | None = None) -> None:
@@ -219,7 +219,7 @@ def test_more_docs_than_the_dataset_has_names_the_run_after_the_docs_used(tiny_f
     assert "dataset 'boolq' gives 60 training documents, fewer than --n_docs=200" in out
     assert "gives 24 test documents, fewer than --n_test_docs=50" in out
     used = RunConfig(**{**flags, "n_docs": 60, "n_test_docs": 24})
-    assert results.is_finished(results.run_dir(used)) and not results.run_dir(asked).exists()
+    assert readers.is_finished(results.run_dir(used)) and not results.run_dir(asked).exists()
     assert "-nd=60-ntd=24-" in results.run_dir(used).name
     config = json.loads((results.run_dir(used) / "config.json").read_text())
     assert (config["n_docs"], config["n_test_docs"]) == (60, 24)
@@ -257,7 +257,7 @@ def test_every_loss_trains_a_transfer_run_in_a_folder_of_its_own(tiny_flags):
         log = [json.loads(line) for line in (results.run_dir(cfg) / results.LOG_FILE).read_text().splitlines()]
         assert all(r["loss"] >= 0 for r in log if "loss" in r), loss  # finite (checked by the run) and not negative
     assert len(paths) == len(LOSSES)
-    assert len(results.load_runs(tiny_flags["results_folder"])[0]) == len(LOSSES) + 1
+    assert len(readers.load_runs(tiny_flags["results_folder"])[0]) == len(LOSSES) + 1
 
 
 def test_early_stopping_keeps_the_checkpoint_with_the_lowest_loss_on_held_out_weak_labels(tiny_flags, monkeypatch):
@@ -289,7 +289,7 @@ def test_early_stopping_keeps_the_checkpoint_with_the_lowest_loss_on_held_out_we
     losses = {r["epoch"]: r["weak_val_loss"] for r in records if "weak_val_loss" in r}
     assert sorted(losses) == [0, 1, 2, 3]
     best = min(losses, key=losses.get)
-    assert summary["early_stop_epoch"] == best == results.read_summary(path)["early_stop_epoch"]
+    assert summary["early_stop_epoch"] == best == readers.read_summary(path)["early_stop_epoch"]
     # The weights were restored: measured again after training, the loss is the best epoch's.
     restored = [r for r in records if "early_stop_epoch" in r][0]["weak_val_loss_restored"]
     assert restored == pytest.approx(losses[best], rel=1e-5)
@@ -368,4 +368,4 @@ def test_weak_labels_are_disjoint_from_the_weak_models_training_half_and_the_tes
     assert not labelled & test and not weak_train & test
     assert set(seen["toy-large"].train["id"]) == labelled  # the student trains on exactly the labelled half
     assert set(seen["toy-large"].test["id"]) == test
-    assert set(results.read_predictions(results.run_dir(gt))["id"]) == test
+    assert set(readers.read_predictions(results.run_dir(gt))["id"]) == test

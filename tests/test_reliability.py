@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from datasets import Dataset, load_from_disk
 
-from weak_to_strong import atomic, results
+from weak_to_strong import atomic, readers, results
 from weak_to_strong.config import RunConfig
 from weak_to_strong.datasets import tokenize_dataset
 from weak_to_strong.locks import hold_lock
@@ -35,8 +35,8 @@ def run_cli(flags: dict, *, script: str = "train_simple.py", pre: tuple = (), **
 def run_outputs(run: Path) -> dict:
     """Everything a finished ground-truth run's results consist of (not its timing log)."""
     labels = load_from_disk(str(run / results.WEAK_LABELS_DIR)).to_dict()
-    return {"config": json.loads((run / results.CONFIG_FILE).read_text()), "summary": results.read_summary(run),
-            "predictions": results.read_predictions(run), "weak_labels": labels}
+    return {"config": json.loads((run / readers.CONFIG_FILE).read_text()), "summary": readers.read_summary(run),
+            "predictions": readers.read_predictions(run), "weak_labels": labels}
 
 
 # ---------------------------------------------------------------- the per-run lock
@@ -91,7 +91,7 @@ def test_a_failed_upload_is_reported_and_retried_by_the_next_invocation(tiny_fla
     run = results.run_dir(cfg)
     with pytest.raises(ValueError, match=r"is finished, but its upload failed .*status 3.*rerun the same command"):
         run_train_simple(cfg)
-    assert results.is_finished(run) and not results.is_done(run, True, cfg.sync_command)
+    assert readers.is_finished(run) and not results.is_done(run, True, cfg.sync_command)
     fail.unlink()
     run_train_simple(cfg)  # reuses the finished run, uploads it
     run_train_simple(cfg)  # nothing left to do
@@ -119,7 +119,7 @@ def test_results_and_caches_get_the_modes_the_umask_gives(tiny_flags, monkeypatc
     finally:
         os.umask(old)
     run = results.run_dir(cfg)
-    for file in (results.CONFIG_FILE, results.SUMMARY_FILE, results.PREDICTIONS_FILE):
+    for file in (readers.CONFIG_FILE, readers.SUMMARY_FILE, readers.PREDICTIONS_FILE):
         assert (run / file).stat().st_mode & 0o777 == 0o644, file
     assert (run / results.WEAK_LABELS_DIR).stat().st_mode & 0o777 == 0o755
     for entry in (Path(os.environ["W2S_CACHE_DIR"]) / "tokenized").iterdir():
@@ -158,19 +158,19 @@ def test_a_ground_truth_run_whose_weak_labels_were_deleted_trains_again(tiny_fla
 def test_a_corrupted_summary_names_the_file_and_the_fix(tiny_flags):
     cfg = RunConfig(**tiny_flags)
     run_train_simple(cfg)
-    summary = results.run_dir(cfg) / results.SUMMARY_FILE
+    summary = results.run_dir(cfg) / readers.SUMMARY_FILE
     summary.write_text('{"accuracy": 0.9')
     with pytest.raises(ValueError, match=rf"{summary} is corrupted \(unreadable.*\): delete it, or rerun with "
                                          r"--force_retrain"):
         run_train_simple(cfg)
     run_train_simple(replace(cfg, force_retrain=True))
-    assert results.read_summary(results.run_dir(cfg))["accuracy"] > 0
+    assert readers.read_summary(results.run_dir(cfg))["accuracy"] > 0
 
 
 def test_a_transfer_run_refuses_labels_of_an_unfinished_ground_truth_run(tiny_flags):
     run_train_simple(RunConfig(**tiny_flags))
     weak_run = results.run_dir(RunConfig(**tiny_flags))
-    (weak_run / results.SUMMARY_FILE).unlink()  # as if killed between its weak labels and its summary
+    (weak_run / readers.SUMMARY_FILE).unlink()  # as if killed between its weak labels and its summary
     with pytest.raises(ValueError, match=r"has weak labels but no results_summary.json \(was it killed\?\); finish "
                                          r"it first: python train_simple.py --model_size=toy-small"):
         run_train_simple(RunConfig(**transfer_flags(tiny_flags)))

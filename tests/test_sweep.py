@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from weak_to_strong import results
+from weak_to_strong import readers, results
 from weak_to_strong.config import RunConfig
 from weak_to_strong.sweep import PlannedRun, parse_model_sizes, plan_sweep, run_config, train_simple_command
 
@@ -77,8 +77,8 @@ def test_end_to_end_sweep_of_two_toy_sizes(tmp_path):
     accs = {}
     for run in plan:
         path = results.run_dir(run_config(base, run))
-        assert results.is_finished(path), run.label
-        accs[run.label] = results.read_summary(path)["accuracy"]
+        assert readers.is_finished(path), run.label
+        accs[run.label] = readers.read_summary(path)["accuracy"]
         assert (path / "weak_labels").is_dir() == (run.weak_model_size is None)
     assert len([p for p in (folder / "default").iterdir() if not p.name.startswith(".")]) == 5
     # The summary table: every run's accuracy, and the PGR of the transfer runs.
@@ -150,9 +150,9 @@ def test_bootstrap_trains_each_link_on_the_labels_of_the_link_before(tmp_path, m
     assert list(last_train["id"]) == handed_on["id"] and list(last_train["soft_label"]) == handed_on["soft_label"]
     assert not (last_dir / "weak_labels").exists()
     # The last link's config names the whole chain down to the weak model's ground-truth run.
-    config = results.read_json_file(last_dir / "config.json")
+    config = readers.read_json_file(last_dir / "config.json")
     assert config["bootstrap_chain"] == "tb-s,tb-m,tb-l"
-    assert config["weak_model"] == results.read_json_file(first_dir / "config.json")
+    assert config["weak_model"] == readers.read_json_file(first_dir / "config.json")
     assert config["weak_model"]["weak_model"]["model_size"] == "tb-s"
     # Every run has a folder of its own: 3 ground-truth runs, 6 pairs, 2 links; direct transfer is one of them.
     assert len([p for p in (tmp_path / "results" / "default").iterdir() if not p.name.startswith(".")]) == 11
@@ -219,7 +219,7 @@ def test_an_ensembles_labels_are_the_mean_of_its_members(tmp_path, monkeypatch):
     ensemble_dir = results.run_dir(run_config(base, PlannedRun("toy-large", "toy-small", ensemble=(None, 1))))
     plain_dir = results.run_dir(run_config(base, PlannedRun("toy-large", "toy-small")))
     assert ensemble_dir.name.endswith("-ens=toy-small,toy-small@1") and "ens=" not in plain_dir.name
-    config = results.read_json_file(ensemble_dir / "config.json")
+    config = readers.read_json_file(ensemble_dir / "config.json")
     assert [m.get("train_seed") for m in config["weak_ensemble_members"]] == [None, 1]
     # 2 ground-truth runs, 3 pairs, 2 more members, 3 ensemble pairs: each in a folder of its own.
     assert len([p for p in (tmp_path / "results" / "default").iterdir() if not p.name.startswith(".")]) == 10
@@ -268,8 +268,8 @@ def test_s2s_round_k_trains_on_round_k_minus_1s_labels(tmp_path, monkeypatch):
         assert handed_on["id"] == weak["id"][k * third:(k + 1) * third]
         assert handed_on["gt_label"] == weak["gt_label"][k * third:(k + 1) * third]
         assert list(trained[k]["id"]) == handed_on["id"] and list(trained[k]["soft_label"]) == handed_on["soft_label"]
-        config = results.read_json_file(rounds[k] / "config.json")
-        assert config["weak_model"] == results.read_json_file(rounds[k - 1] / "config.json")
+        config = readers.read_json_file(rounds[k] / "config.json")
+        assert config["weak_model"] == readers.read_json_file(rounds[k - 1] / "config.json")
     assert not (rounds[2] / "weak_labels").exists()
     # 2 ground-truth runs, 3 pairs, 3 rounds of toy-small->toy-large: each in a folder of its own.
     assert len([p for p in (tmp_path / "results" / "default").iterdir() if not p.name.startswith(".")]) == 8

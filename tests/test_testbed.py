@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from weak_to_strong import results
+from weak_to_strong import readers
 from weak_to_strong.datasets import load_dataset
 from weak_to_strong.models import get_model_spec, resolve_model_path
 from weak_to_strong.testbed import ladder, world
@@ -212,7 +212,7 @@ def test_a_pretrained_student_recovers_part_of_the_gap_and_its_random_twin_does_
     """tb-s's labels -> tb-xl on testbed_knowledge, seed 0: a real gap, PGR clearly above 0; the same
     architecture never pretrained recovers far less of the same gap. Guards the science end to end."""
     from weak_to_strong.config import RunConfig
-    from weak_to_strong.eval import pgr
+    from weak_to_strong.metrics import pgr
     from weak_to_strong.pipeline import run_train_simple
 
     def accuracy(**flags) -> float:
@@ -246,7 +246,7 @@ def test_measure_writes_the_tables_and_figure_for_every_pair(tmp_path):
         assert f"| {weak} → {strong} | 1 |" in text  # effect table row
         assert f"| {weak} → {strong} | logconf |" in text  # control table row
     assert "gap < 0.05: PGR is noise" in text  # tb-l -> tb-xl: both know every fact
-    md, png = results.testbed_report_paths(tmp_path / "plots", "testbed_knowledge")
+    md, png = readers.testbed_report_paths(tmp_path / "plots", "testbed_knowledge")
     assert md.read_text() == text and png.stat().st_size > 10_000
 
 

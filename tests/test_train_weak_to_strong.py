@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from weak_to_strong import cli, plot, results
+from weak_to_strong import cli, plot, readers, results
 from weak_to_strong.config import RunConfig
 from weak_to_strong.experiment import configs_from_flags, run_weak_to_strong
 
@@ -28,7 +28,7 @@ def run_w2s(results_folder: Path, **flags) -> dict:
 
 
 def pair_rows(results_folder: Path) -> list[dict]:
-    runs, problems = results.load_runs(results_folder)
+    runs, problems = readers.load_runs(results_folder)
     assert not problems
     rows, notes = plot.pair_rows_from_runs(runs)
     assert not notes
@@ -55,7 +55,7 @@ def test_writes_the_pair_summary_from_three_standard_runs(w2s_folder):
     # weak model, strong ceiling, one transfer run per loss, each in train_simple's layout
     assert sorted(summary["runs"]) == ["strong", "transfer_logconf", "transfer_xent", "weak"]
     for name, run in summary["runs"].items():
-        assert results.is_finished(w2s_folder / run), name
+        assert readers.is_finished(w2s_folder / run), name
     # the transfer run is the very run train_simple.py --weak_model_size would do
     same_as_train_simple = RunConfig(model_size="toy-large", weak_model_size="toy-small", loss="logconf",
                                      ds_name="synthetic", n_docs=120, n_test_docs=40, batch_size=16, epochs=1,
@@ -86,8 +86,8 @@ def test_transfer_lr_of_its_own_trains_on_the_weak_stages_labels(w2s_folder, tmp
     assert capsys.readouterr().out.count("skipping") == 2  # weak and strong reused, transfer trained
     transfer_dir = folder / summary["runs"]["transfer_xent"]
     assert "-wl=" in transfer_dir.name  # named by its labels, not by train_simple's weak_model_size
-    config = json.loads((transfer_dir / results.CONFIG_FILE).read_text())
-    weak_config = json.loads((folder / summary["runs"]["weak"] / results.CONFIG_FILE).read_text())
+    config = json.loads((transfer_dir / readers.CONFIG_FILE).read_text())
+    weak_config = json.loads((folder / summary["runs"]["weak"] / readers.CONFIG_FILE).read_text())
     assert config["lr"] == 3e-3 and config["weak_model"] == weak_config
     row = next(r for r in pair_rows(folder) if r["setting"]["lr"] == 3e-3)
     assert (row["weak_acc"], row["transfer_acc"]) == (summary["weak_acc"], summary["transfer_acc_xent"])

@@ -2,7 +2,7 @@ import copy
 
 import torch
 
-from weak_to_strong import results
+from weak_to_strong import readers, results
 from weak_to_strong.batching import Examples
 from weak_to_strong.config import RunConfig
 from weak_to_strong.model import load_causal_lm, load_tokenizer
@@ -43,5 +43,5 @@ def test_a_transfer_run_with_unsupervised_fine_tuning_logs_the_pass_and_has_its_
     records = [json.loads(line) for line in (results.run_dir(tuned) / "log.jsonl").read_text().splitlines()]
     lm_losses = [r["lm_loss"] for r in records if "lm_loss" in r]
     assert len(lm_losses) == 100 // 16  # one epoch over the 100 weak-labelled documents, full batches of 16
-    prediction = [results.read_predictions(results.run_dir(c))["prob"] for c in (plain, tuned)]
+    prediction = [readers.read_predictions(results.run_dir(c))["prob"] for c in (plain, tuned)]
     assert prediction[0] != prediction[1]

@@ -1,4 +1,5 @@
-"""Tokenized examples held in memory, dynamic padding per (mini)batch, length-grouped minibatches, and packed rows.
+"""Tokenized examples held in memory, dynamic padding per (mini)batch, length-grouped minibatches, packed rows,
+and the model inputs a (mini)batch is laid out as.
 
 Token ids live in one flat tensor with per-document offsets, so padding a
 minibatch is a few tensor ops rather than a Python loop over its documents.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -274,3 +275,22 @@ def split_for_packing(batch: torch.Tensor, lengths: torch.Tensor, token_budget: 
     order = sort_by_length(batch, lengths)
     n = min(len(order), max(1, math.ceil(int(lengths[order].sum()) / token_budget)))
     return [order[i::n] for i in range(n)]
+
+
+@dataclass(frozen=True)
+class DocumentLayout:
+    """Model inputs for some documents: token ids and real-token mask, plus keyword inputs (packing, padding)."""
+
+    input_ids: torch.Tensor
+    mask: torch.Tensor
+    extra: dict = field(default_factory=dict)
+
+
+def lay_out_documents(examples: Examples, idx: torch.Tensor, pad_id: int,
+                      packing: RowPacking | None = None) -> DocumentLayout:
+    """Documents `idx` as right-padded rows (one document each), or with `packing` several to a row."""
+    if packing is None:
+        input_ids, mask = examples.padded(idx, pad_id)
+        return DocumentLayout(input_ids, mask, {"right_padded": True})
+    rows = examples.packed(idx, pad_id, plan_rows(examples.lengths[idx].tolist(), packing))
+    return DocumentLayout(rows.input_ids, rows.mask, {"position_ids": rows.position_ids, "last_token": rows.last_token})

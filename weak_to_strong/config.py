@@ -6,6 +6,10 @@ folder's name, as `resolve_run` resolves them for the device the run runs on
 retrain) cannot change a run's results and are left out of both. A result field
 added after run folders were first named (`omit_if`) is left out of both while it
 holds the value every earlier run had, so earlier runs keep their folders.
+
+Config knows no trainer: it imports neither torch nor the modules that train (names of losses and
+schedules come from names.py), so a sweep plans runs, and analysis reads them, without either
+(tests/test_layers.py). Only `resolve_here`, which asks this machine for its device, imports torch.
 """
 
 from __future__ import annotations
@@ -18,10 +22,9 @@ from pathlib import Path
 from typing import Callable
 
 from weak_to_strong.datasets import get_dataset_spec
-from weak_to_strong.loss import LOSSES
 from weak_to_strong.models import OPTIMIZERS, get_model_spec
+from weak_to_strong.names import LOSS_NAMES, LR_SCHEDULE_NAMES
 from weak_to_strong.precision import DeviceKind, check_precision, device_kind, resolve_precision
-from weak_to_strong.train import LR_SCHEDULES
 
 
 NOT_OMITTED = object()
@@ -206,8 +209,8 @@ def validate_config(cfg: RunConfig) -> None:
         check_positive_int(cfg, name, allow_none=True)
     check_lora_rank(cfg)
     get_dataset_spec(cfg.ds_name)
-    check_choice("loss", cfg.loss, LOSSES)
-    check_choice("lr_schedule", cfg.lr_schedule, LR_SCHEDULES)
+    check_choice("loss", cfg.loss, LOSS_NAMES)
+    check_choice("lr_schedule", cfg.lr_schedule, LR_SCHEDULE_NAMES)
     check_precision(cfg.precision)
     if cfg.optim is not None:
         check_choice("optim", cfg.optim, OPTIMIZERS)

@@ -20,6 +20,9 @@ Local copies: set `--data_dir=DIR` or the environment variable `W2S_DATA_DIR`.
 `datasets` save_to_disk folder (a DatasetDict) or as one file per hub split:
 `train.parquet`, `test.jsonl`, `validation.json`, ... `python -m weak_to_strong.data
 fetch NAME --to=DIR` writes this layout (see weak_to_strong/data.py).
+
+Hugging Face `datasets` is imported by the functions that build or read rows, not at import:
+config.py reads the registry's specs, and analysis imports config.
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 from random import Random
-from typing import Callable
-
-from datasets import Dataset, load_from_disk
+from typing import TYPE_CHECKING, Callable
 
 from weak_to_strong.checks import check_binary_label
+
+if TYPE_CHECKING:
+    from datasets import Dataset
 
 DATA_DIR_ENV = "W2S_DATA_DIR"
 LOCAL_FILE_TYPES = {".parquet": "parquet", ".jsonl": "json", ".json": "json"}
@@ -301,6 +305,8 @@ def make_synthetic_doc(rng: Random) -> dict:
 
 def generate_synthetic(split: str) -> Dataset:
     """The built-in synthetic dataset; fixed per split, like a hub dataset (the run seed only shuffles it)."""
+    from datasets import Dataset
+
     rng = Random(f"synthetic-{split}")
     rows = [make_synthetic_doc(rng) for _ in range(SYNTH_SPLIT_SIZES[split])]
     return Dataset.from_list(rows)
@@ -308,6 +314,8 @@ def generate_synthetic(split: str) -> Dataset:
 
 def generate_testbed_knowledge(split: str) -> Dataset:
     """Questions about the testbed population (see weak_to_strong/testbed/world.py): each person once."""
+    from datasets import Dataset
+
     from weak_to_strong.testbed.world import knowledge_task_rows
 
     return Dataset.from_list(knowledge_task_rows(split))
@@ -315,6 +323,8 @@ def generate_testbed_knowledge(split: str) -> Dataset:
 
 def generate_testbed_binding(split: str) -> Dataset:
     """Binding questions (see weak_to_strong/testbed/world.py); fixed per split."""
+    from datasets import Dataset
+
     from weak_to_strong.testbed.world import binding_task_rows
 
     return Dataset.from_list(list(binding_task_rows(split)))
@@ -542,6 +552,8 @@ def has_no_rows(path: Path, builder: str) -> bool:
 
 
 def read_data_file(path: Path, builder: str) -> Dataset:
+    from datasets import Dataset
+
     if has_no_rows(path, builder):
         return Dataset.from_dict({})
     try:
@@ -553,6 +565,8 @@ def read_data_file(path: Path, builder: str) -> Dataset:
 
 def read_local_split(ds_dir: Path, name: str) -> tuple[Dataset, str]:
     """One hub split of a local copy: a save_to_disk folder's split or a per-split data file."""
+    from datasets import load_from_disk
+
     if (ds_dir / "dataset_dict.json").exists():
         dsd = load_from_disk(str(ds_dir))
         if name not in dsd:
@@ -571,7 +585,7 @@ def read_local_split(ds_dir: Path, name: str) -> tuple[Dataset, str]:
 def load_local_split(ds_dir: Path, expr: str) -> SourceSplit:
     """A split expression ("train", "test+validation", "train[200:]") over a local copy, as `datasets` reads
     it from the hub."""
-    from datasets import ReadInstruction, concatenate_datasets
+    from datasets import Dataset, ReadInstruction, concatenate_datasets
 
     read = {name: read_local_split(ds_dir, name) for name in split_names(expr)}
     if len(read) == 1 and "[" not in expr:
@@ -683,6 +697,8 @@ def format_split(source: SourceSplit, spec: DatasetSpec, seed: int, n_docs: int,
                  balance: bool = False) -> Dataset:
     """Shuffle (seeded), keep n_docs (balanced: n_docs // 2 per class, by undersampling), then format with a
     seeded rng: the same seed gives the same rows. `where` names the data in errors (dataset, split, source)."""
+    from datasets import Dataset
+
     ds = source.rows
     # Our own stable id (the source row index): source ids differ in type across datasets, or are missing.
     ds = ds.remove_columns([c for c in ("id",) if c in ds.column_names]).add_column("id", list(range(len(ds))))

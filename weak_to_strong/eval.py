@@ -1,14 +1,12 @@
-"""Prediction, accuracy, and the performance gap recovered (PGR)."""
+"""Prediction and accuracy (the PGR of accuracies is metrics.pgr)."""
 
 from __future__ import annotations
-
-import math
-from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
 
-from weak_to_strong.batching import Examples, RowPacking, chunk_by_tokens, plan_rows, sort_by_length, split_chunks
+from weak_to_strong.batching import (DocumentLayout, Examples, chunk_by_tokens, lay_out_documents, sort_by_length,
+                                    split_chunks)
 from weak_to_strong.distributed import DataParallel
 from weak_to_strong.precision import autocast
 
@@ -16,25 +14,6 @@ ONE_PROCESS = DataParallel()
 CPU_EVAL_BATCH_BYTES = 16 * 2**20
 """On CPU, eval batches whose MLP activations (4 x hidden floats per token) outgrow ~16 MB fall out of
 cache and run slower: 65% of the matmul peak at 4096 tokens of a width-256 model, 42% at 32768."""
-
-
-@dataclass(frozen=True)
-class DocumentLayout:
-    """Model inputs for some documents: token ids and real-token mask, plus keyword inputs (packing, padding)."""
-
-    input_ids: torch.Tensor
-    mask: torch.Tensor
-    extra: dict = field(default_factory=dict)
-
-
-def lay_out_documents(examples: Examples, idx: torch.Tensor, pad_id: int,
-                      packing: RowPacking | None = None) -> DocumentLayout:
-    """Documents `idx` as right-padded rows (one document each), or with `packing` several to a row."""
-    if packing is None:
-        input_ids, mask = examples.padded(idx, pad_id)
-        return DocumentLayout(input_ids, mask, {"right_padded": True})
-    rows = examples.packed(idx, pad_id, plan_rows(examples.lengths[idx].tolist(), packing))
-    return DocumentLayout(rows.input_ids, rows.mask, {"position_ids": rows.position_ids, "last_token": rows.last_token})
 
 
 def forward_documents(model, layout: DocumentLayout, device, precision: str = "fp32") -> torch.Tensor:
@@ -89,9 +68,3 @@ def predict_probs(model, examples: Examples, batch_size: int, device: torch.devi
 def accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
     """Share of rows whose argmax matches the argmax of the (soft or one-hot) labels."""
     return (probs.argmax(dim=-1) == labels.argmax(dim=-1)).float().mean().item()
-
-
-def pgr(weak_acc: float, transfer_acc: float, ceiling_acc: float) -> float:
-    """(transfer - weak) / (ceiling - weak); NaN where the ceiling is not above the weak floor."""
-    gap = ceiling_acc - weak_acc
-    return (transfer_acc - weak_acc) / gap if gap > 0 else math.nan

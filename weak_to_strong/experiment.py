@@ -19,11 +19,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 
-from weak_to_strong import results
+from weak_to_strong import readers, results
 from weak_to_strong.config import (RunConfig, canonical_optim, check_choice, ground_truth, result_dict,
                                    result_field_names, transfer, weak_run_config)
-from weak_to_strong.eval import pgr
 from weak_to_strong.loss import LOSSES
+from weak_to_strong.metrics import pgr
 from weak_to_strong.models import OPTIMIZERS, get_model_spec
 
 STAGE_FLAGS = ("model_size", "loss", "lr", "optim", "epochs", "weak_model_size", "weak_labels_path")
@@ -188,7 +188,7 @@ def make_pair_summary(w2s: WeakToStrongConfig, stages: dict[str, RunConfig], acc
     """weak_acc, strong_acc, transfer_acc_<loss> (as in the reference), then what they belong to."""
     weak = stages["weak"]
     summary = {"weak_acc": accs["weak"], "strong_acc": accs["strong"]}
-    summary.update({f"{results.TRANSFER_ACC_PREFIX}{loss}": accs[f"transfer_{loss}"] for loss in w2s.transfer_loss})
+    summary.update({f"{readers.TRANSFER_ACC_PREFIX}{loss}": accs[f"transfer_{loss}"] for loss in w2s.transfer_loss})
     summary.update(ds_name=weak.ds_name, seed=weak.seed, weak_model_size=w2s.weak_model_size,
                    strong_model_size=w2s.strong_model_size, settings=pair_settings(stages),
                    runs={name: str(results.run_dir(cfg).relative_to(weak.results_folder))
@@ -204,7 +204,7 @@ def print_pair_summary(summary: dict, losses: tuple[str, ...]) -> None:
     print(f"weak acc ({summary['weak_model_size']}): {summary['weak_acc']:.4f}")
     print(f"strong acc ({summary['strong_model_size']}): {summary['strong_acc']:.4f}")
     for loss in losses:
-        acc = summary[f"{results.TRANSFER_ACC_PREFIX}{loss}"]
+        acc = summary[f"{readers.TRANSFER_ACC_PREFIX}{loss}"]
         gap_recovered = pgr(summary["weak_acc"], acc, summary["strong_acc"])
         print(f"transfer acc ({loss}): {acc:.4f}   PGR {format_pgr(gap_recovered)}")
 

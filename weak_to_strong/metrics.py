@@ -1,4 +1,5 @@
-"""Test-set metrics of a run's predictions, as pure functions of plain lists (no torch: analysis uses them too).
+"""Test-set metrics of a run's predictions, and PGR, as pure functions of plain lists and numbers (no torch:
+analysis uses them too).
 
 Predictions are what a run keeps in test_predictions.json: {"id": [...], "prob": [P(label 1)], "label": [0/1]}.
 A prediction says class 1 where P(label 1) > 0.5; a tie says class 0, as eval.accuracy's argmax does.
@@ -87,3 +88,10 @@ def summary_metrics(student: dict, weak: dict | None = None) -> dict[str, float]
     if weak is not None:
         found.update(agreement(weak, student))
     return {name: value for name, value in found.items() if not math.isnan(value)}
+
+
+def pgr(weak_acc: float, transfer_acc: float, ceiling_acc: float) -> float:
+    """The performance gap recovered: (transfer - weak) / (ceiling - weak), of accuracies or AUROCs; NaN where
+    the ceiling is not above the weak floor."""
+    gap = ceiling_acc - weak_acc
+    return (transfer_acc - weak_acc) / gap if gap > 0 else math.nan

@@ -2,7 +2,8 @@
 
 A name is either a registry entry, a local directory holding a saved model, or
 a Hugging Face hub id ("org/name"); the last two get `default_spec` settings.
-Devices and dtypes are resolved when a run starts, never at import.
+Devices and dtypes are resolved when a run starts, never at import: torch is imported
+by the functions that pick them, so config.py validates and names runs without it.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import importlib
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Callable
-
-import torch
+from typing import TYPE_CHECKING, Callable
 
 from weak_to_strong.testbed.ladder import ladder_names, rung
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,8 @@ def resolve_model_path(spec: ModelSpec) -> str:
 
 def pick_device() -> torch.device:
     """CUDA when present, else MPS, else CPU; queried when a run starts."""
+    import torch
+
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
@@ -178,6 +182,8 @@ def pick_device() -> torch.device:
 
 def pick_dtype(spec: ModelSpec, device: torch.device) -> torch.dtype:
     """The registry's dtype on an accelerator that supports it; float32 on CPU."""
+    import torch
+
     if device.type == "cpu" or spec.dtype == "float32":
         return torch.float32
     if spec.dtype == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():

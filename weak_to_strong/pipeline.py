@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from weak_to_strong import atomic, metrics, results
+from weak_to_strong import atomic, metrics, readers, results
 from weak_to_strong.batching import Examples
 from weak_to_strong.checks import check_predictions
 from weak_to_strong.config import (ResolvedRun, RunConfig, balance, check_runnable, hands_on_labels, is_transfer,
@@ -119,9 +119,9 @@ def find_weak_labels(cfg: RunConfig, weak: ResolvedRun | None) -> Path:
     if not path.is_dir():
         raise ValueError(f"no weak labels at {str(path)!r}; run the {describe_run(weak_cfg)} first: "
                          f"{rerun_command(weak_cfg)}")
-    if not results.is_finished(path.parent):
+    if not readers.is_finished(path.parent):
         raise ValueError(f"the {describe_run(weak_cfg)} {str(path.parent)!r} has weak labels but no "
-                         f"{results.SUMMARY_FILE} (was it killed?); finish it first: {rerun_command(weak_cfg)}")
+                         f"{readers.SUMMARY_FILE} (was it killed?); finish it first: {rerun_command(weak_cfg)}")
     return path
 
 
@@ -145,7 +145,7 @@ def check_weak_labels_dataset(path: Path, ds_name: str) -> None:
     recorded = read_weak_labels_config(str(path)).get("ds_name")  # None: written elsewhere, nothing to compare
     if recorded is not None and recorded != ds_name:
         raise ValueError(f"--weak_labels_path={str(path)!r} holds weak labels of {recorded!r} (its run's "
-                         f"{results.CONFIG_FILE}), not of --ds_name={ds_name!r}")
+                         f"{readers.CONFIG_FILE}), not of --ds_name={ds_name!r}")
 
 
 def load_splits(cfg: RunConfig) -> dict:
@@ -204,7 +204,7 @@ def load_run_data(cfg: RunConfig, splits: dict, tokenizer, max_ctx: int, weak_la
     count_steps(len(data.train), cfg.batch_size, cfg.epochs)  # at least one full batch, else a ValueError now
     check_train_size(cfg.loss, len(data.train))
     if weak_labels is not None:  # a weak ensemble's first member stands for it (as in config.json)
-        data.weak_predictions = results.read_predictions(Path(weak_labels[0]).parent)
+        data.weak_predictions = readers.read_predictions(Path(weak_labels[0]).parent)
     return data
 
 
@@ -342,13 +342,13 @@ def hold_run_lock(run_path: Path, dp: DataParallel):
 
 def reusable_summary(cfg: RunConfig, run_path: Path, dp: DataParallel, quiet: bool = False) -> dict | None:
     """The summary of an earlier finished run of this config, or None when it must (re)train."""
-    if cfg.force_retrain or not results.is_finished(run_path):
+    if cfg.force_retrain or not readers.is_finished(run_path):
         return None
     if not results.is_done(run_path, ground_truth=writes_weak_labels(cfg)):
         if dp.is_main and not quiet:
             print(f"{run_path} is finished but its weak labels are missing: training it again")
         return None
-    summary = results.read_summary(run_path)
+    summary = readers.read_summary(run_path)
     if dp.is_main:
         print(f"skipping {run_path} (finished; --force_retrain to redo): accuracy {summary['accuracy']:.4f}")
     return summary
@@ -415,7 +415,7 @@ def train_in_empty_folder(model, data: RunData, cfg: RunConfig, pad_id: int, dp:
     """`cfg`: the resolved run's config (`ResolvedRun.config`)."""
     if dp.is_main:
         results.reset_run_dir(run_path)
-        atomic.write_json(run_path / results.CONFIG_FILE, config)
+        atomic.write_json(run_path / readers.CONFIG_FILE, config)
     logger = make_run_logger(run_path / results.LOG_FILE, cfg.log_prefix + run_path.name, config) \
         if dp.is_main else NullLogger()
     try:
@@ -480,6 +480,6 @@ def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, dp: Da
         summary["early_stop_epoch"] = best.epoch
     if dp.is_main:
         results.write_predictions(run_path, predictions["id"], predictions["prob"], predictions["label"])
-        atomic.write_json(run_path / results.SUMMARY_FILE, summary)
+        atomic.write_json(run_path / readers.SUMMARY_FILE, summary)
     dp.barrier()  # the run is finished for every rank once rank 0 has written it
     return summary

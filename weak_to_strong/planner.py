@@ -19,10 +19,9 @@ from dataclasses import dataclass
 
 import torch
 
-from weak_to_strong.batching import (Examples, RowPacking, plan_minibatches, sort_by_length, split_chunks,
-                                    split_for_packing)
+from weak_to_strong.batching import (DocumentLayout, Examples, RowPacking, lay_out_documents, plan_minibatches,
+                                    sort_by_length, split_chunks, split_for_packing)
 from weak_to_strong.distributed import DataParallel, Part
-from weak_to_strong.eval import DocumentLayout, lay_out_documents
 
 ONE_PROCESS = DataParallel()
 DEFAULT_MINIBATCH_TOKENS = 32 * 1024

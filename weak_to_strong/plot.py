@@ -13,8 +13,8 @@ mean ± standard error over seeds; seeds whose ceiling is not above the floor ar
 left out, and the table says so. The same PGR on AUROC (from the runs'
 results_summary.json) has columns of its own, over the seeds whose runs wrote one.
 
-Reads results only through results.py: `results.load_runs` (every run) or
-`results.load_pair_summaries` (train_weak_to_strong.py's summaries); both give
+Reads results only through readers.py (no torch, no trainer): `readers.load_runs` (every run) or
+`readers.load_pair_summaries` (train_weak_to_strong.py's summaries); both give
 "pair rows" (ds_name, weak/strong model size, loss, seed, weak_acc, strong_acc,
 transfer_acc, setting; from runs also their AUROCs) that `aggregate_pgr` turns into the table.
 """
@@ -28,11 +28,10 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from weak_to_strong import metrics, results
+from weak_to_strong import metrics, readers
 from weak_to_strong.cli import exit_on_user_error
 from weak_to_strong.config import short_keys
-from weak_to_strong.eval import pgr
-from weak_to_strong.loss import LOSSES
+from weak_to_strong.names import LOSS_NAMES
 
 MATCH_FREE = ("model_size", "lr", "optim")
 """Fields in which a ceiling may differ from the weak run: each model has its own default lr and optimizer."""
@@ -139,7 +138,7 @@ def weak_error_agreement(weak_path: str, transfer_path: str) -> float:
     """On the test documents the weak model gets wrong, the share where the student gives the same (wrong)
     answer: 1 means it imitated every error, 0 that it corrected every one. NaN without predictions.
     (metrics.agreement, which also writes it into a transfer run's summary, on the kept predictions.)"""
-    weak, student = results.read_predictions(Path(weak_path)), results.read_predictions(Path(transfer_path))
+    weak, student = readers.read_predictions(Path(weak_path)), readers.read_predictions(Path(transfer_path))
     if weak is None or student is None:
         return math.nan
     return metrics.agreement(weak, student)["agreement_on_weak_errors"]
@@ -227,7 +226,7 @@ def aggregate_group(key: tuple, group: list[dict]) -> dict:
 
 def seed_pgrs(group: list[dict], metric: str) -> list[float]:
     """PGR per seed on `metric` (acc, auroc), leaving out seeds where it is undefined (no gap, a missing run)."""
-    pgrs = [pgr(r.get(f"weak_{metric}", math.nan), r.get(f"transfer_{metric}", math.nan),
+    pgrs = [metrics.pgr(r.get(f"weak_{metric}", math.nan), r.get(f"transfer_{metric}", math.nan),
                 r.get(f"strong_{metric}", math.nan)) for r in group]
     return [p for p in pgrs if not math.isnan(p)]
 
@@ -305,7 +304,7 @@ def markdown_table(table: list[dict]) -> str:
 
 
 def rows_markdown(rows: list[dict], columns: tuple[str, ...] = RUN_COLUMNS) -> str:
-    """Table rows (e.g. results.load_runs's) as Markdown, sorted by the given columns."""
+    """Table rows (e.g. readers.load_runs's) as Markdown, sorted by the given columns."""
     rows = sorted(rows, key=lambda r: tuple(str(r.get(c)) for c in columns))
     return markdown_grid(list(columns), [[format_cell(r.get(c)) for c in columns] for r in rows])
 
@@ -341,7 +340,7 @@ def ground_truth_points(table: list[dict]) -> dict[str, float]:
 
 def registry_order(loss: str) -> tuple[int, str]:
     """Losses in registry order (xent first, so it gets the solid line), unknown ones after."""
-    names = list(LOSSES)
+    names = list(LOSS_NAMES)
     return (names.index(loss) if loss in names else len(names), loss)
 
 
@@ -433,8 +432,8 @@ def write_dataset_report(table: list[dict], ds_name: str, out_dir: Path) -> list
     """PNG, CSV and Markdown for one dataset; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [r for r in table if r["ds_name"] == ds_name]
-    png, csv_path, md = (results.figure_path(out_dir, ds_name), results.pgr_table_path(out_dir, ds_name, "csv"),
-                         results.pgr_table_path(out_dir, ds_name, "md"))
+    png, csv_path, md = (readers.figure_path(out_dir, ds_name), readers.pgr_table_path(out_dir, ds_name, "csv"),
+                         readers.pgr_table_path(out_dir, ds_name, "md"))
     plot_dataset(rows, ds_name).savefig(png, dpi=150)
     write_csv(rows, csv_path)
     md.write_text(f"# {ds_name}: PGR (mean ± standard error over seeds)\n\n" + markdown_table(rows))
@@ -456,7 +455,7 @@ def plot_results(results_folder: str, out_dir: str | None = None) -> None:
         results_folder: the --results_folder of train_simple.py / sweep.py / train_weak_to_strong.py.
         out_dir: where to write; default RESULTS_FOLDER/plots.
     """
-    runs, problems = results.load_runs(results_folder)
+    runs, problems = readers.load_runs(results_folder)
     print_problems(problems)
     if not runs:
         raise ValueError(f"no finished runs under {str(results_folder)!r}")
@@ -468,7 +467,7 @@ def plot_results(results_folder: str, out_dir: str | None = None) -> None:
         raise ValueError(f"no weak-to-strong runs with a finished floor and ceiling under {str(results_folder)!r}; "
                          "run sweep.py or train_weak_to_strong.py first")
     for ds_name in datasets(table):
-        paths = write_dataset_report(table, ds_name, results.plots_dir(results_folder, out_dir))
+        paths = write_dataset_report(table, ds_name, readers.plots_dir(results_folder, out_dir))
         print(f"\n{markdown_table([r for r in table if r['ds_name'] == ds_name])}")
         print("wrote " + ", ".join(str(p) for p in paths))
 

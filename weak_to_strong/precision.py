@@ -5,17 +5,23 @@ gradients and optimizer state keep the dtype the model was loaded in (float32
 unless the model registry says otherwise). "auto" is bf16 on a CUDA device that
 supports it and fp32 everywhere else: on CPU, bf16 matmuls are only fast with
 AMX / AVX512-BF16, and fp16 without loss scaling is not a safe default.
+
+Names, checks and resolution for a `DeviceKind` import no torch: config.py validates and resolves
+runs with them, and analysis imports config. The functions that touch a device or a dtype import
+torch when called.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-"""Autocast dtype per precision; None runs without autocast."""
+PRECISIONS: dict[str, str | None] = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
+"""Autocast dtype per precision, by its name in torch; None runs without autocast."""
 PRECISION_CHOICES = (*PRECISIONS, "auto")
 
 
@@ -41,6 +47,8 @@ CUDA_BF16 = DeviceKind("cuda", bf16=True)
 
 def device_kind(device: torch.device) -> DeviceKind:
     """The kind of a device that is here (queried when called, never at import)."""
+    import torch
+
     if device.type == "cuda":
         return DeviceKind("cuda", bf16=torch.cuda.is_bf16_supported())
     return DeviceKind(device.type)
@@ -57,17 +65,25 @@ def resolve_precision(name: str, device: torch.device | DeviceKind) -> str:
 
 def autocast(precision: str, device: torch.device):
     """The autocast context for a forward pass (a no-op context for fp32)."""
+    import torch
+
     dtype = PRECISIONS[precision]
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    return torch.autocast(device_type=device.type, dtype=getattr(torch, dtype))
 
 
 def make_grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
     """Dynamic loss scaling for fp16, whose small gradients would underflow; disabled (a pass-through) otherwise."""
+    import torch
+
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
-def compute_dtype(precision: str, param_dtype: torch.dtype = torch.float32) -> torch.dtype:
-    """The dtype matmuls run in: the autocast dtype, else the weights' dtype (what the MFU peak is measured in)."""
-    return PRECISIONS[precision] or param_dtype
+def compute_dtype(precision: str, param_dtype: torch.dtype | None = None) -> torch.dtype:
+    """The dtype matmuls run in: the autocast dtype, else the weights' dtype (float32 if not given; what the MFU
+    peak is measured in)."""
+    import torch
+
+    dtype = PRECISIONS[precision]
+    return getattr(torch, dtype) if dtype is not None else param_dtype or torch.float32

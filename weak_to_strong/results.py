@@ -1,4 +1,6 @@
-"""The only module that knows run folders and file names.
+"""Run folders: their names, locks and upload markers, and writing a run's files (weak labels, predictions,
+weights). Reading finished runs back, and the names of the files that are read, are readers.py's: analysis
+imports that alone, without the run config or torch.
 
 A run lives in `results_folder/sweep_subfolder/<config name>/`:
   config.json           the run's identity, as resolved (config.resolve_run): what affects results (a transfer
@@ -19,10 +21,7 @@ A sweep run by the local or Slurm executor logs to `results_folder/logs/sweep_su
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-import os
 import shutil
 from pathlib import Path
 
@@ -30,36 +29,14 @@ from weak_to_strong.atomic import atomic_dir, atomic_file, write_json
 from weak_to_strong.checks import soft_label_problem
 from weak_to_strong.config import WEAK_LABELS_DIR, ResolvedRun, RunConfig, resolve_here, short_keys
 from weak_to_strong.datasets import column_list
+from weak_to_strong.readers import PAIR_SUMMARY_SUFFIX, PREDICTIONS_FILE, is_finished, short_hash, shorten_value
 
-CONFIG_FILE = "config.json"
-SUMMARY_FILE = "results_summary.json"
 LOG_FILE = "log.jsonl"
 MODEL_FILE = "model.safetensors"
-PREDICTIONS_FILE = "test_predictions.json"
 SWEEP_LOGS_DIR = "logs"
 UPLOAD_MARKER = "uploaded.json"
 LOCK_SUFFIX = ".lock"
 LOCKS_DIR = ".locks"
-MAX_VALUE_CHARS = 40
-
-
-def short_hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:8]
-
-
-def shorten_value(value) -> str:
-    """A folder-safe rendering: model ids keep their org ("org--name"); long local paths get a hash."""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if value is None:
-        return "none"
-    text = str(value)
-    if "/" in text:
-        stem = text.rstrip("/")
-        text = stem.replace("/", "--").lstrip("-.")
-        if len(text) > MAX_VALUE_CHARS:
-            text = f"{Path(stem).name[:MAX_VALUE_CHARS // 2]}-{short_hash(stem)}"
-    return text
 
 
 def config_name(run: RunConfig | ResolvedRun) -> str:
@@ -100,27 +77,11 @@ def weak_labels_dir(run: RunConfig | ResolvedRun) -> Path:
     return run_dir(run) / WEAK_LABELS_DIR
 
 
-def is_finished(path: Path) -> bool:
-    return (Path(path) / SUMMARY_FILE).exists()
-
-
 def is_done(path: Path, ground_truth: bool, sync_command: str | None = None) -> bool:
     """Nothing left to do: finished, with its weak labels (a ground-truth run), uploaded (with --sync_command)."""
     path = Path(path)
     return is_finished(path) and (not ground_truth or (path / WEAK_LABELS_DIR).is_dir()) \
         and (not sync_command or uploaded_with(path) == sync_command)
-
-
-def read_summary(path: Path) -> dict:
-    file = Path(path) / SUMMARY_FILE
-    try:
-        summary = read_json_file(file)
-        accuracy = summary.get("accuracy")
-        if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)):
-            raise ValueError("no numeric accuracy")
-    except ValueError as e:
-        raise ValueError(f"{file} is corrupted ({e}): delete it, or rerun with --force_retrain") from None
-    return summary
 
 
 def run_lock_path(path: Path) -> Path:
@@ -152,21 +113,6 @@ def check_folder_path(folder: str | Path, flag: str = "--results_folder") -> Non
 def write_predictions(path: Path, ids: list[int], probs: list[float], labels: list[int]) -> None:
     """The final model's P(label 1) on every test document, with the document ids and ground truth."""
     write_json(Path(path) / PREDICTIONS_FILE, {"id": ids, "prob": probs, "label": labels})
-
-
-def read_predictions(path: Path) -> dict | None:
-    """A run's test predictions; None for runs written before they were kept."""
-    file = Path(path) / PREDICTIONS_FILE
-    if not file.exists():
-        return None
-    try:
-        predictions = read_json_file(file)
-        columns = [predictions.get(k) for k in ("id", "prob", "label")]
-        if not all(isinstance(c, list) for c in columns) or len({len(c) for c in columns}) != 1:
-            raise ValueError("not lists id, prob and label of one length")
-    except ValueError as e:
-        raise ValueError(f"{file} is corrupted ({e}): rerun that run with --force_retrain") from None
-    return predictions
 
 
 def save_weak_labels(ds, path: Path) -> None:
@@ -217,10 +163,6 @@ def reset_run_dir(path: Path) -> None:
 
 # ---------------------------------------------------------------- train_weak_to_strong.py's pair summary
 
-PAIR_SUMMARY_SUFFIX = ".results_summary.json"
-TRANSFER_ACC_PREFIX = "transfer_acc_"
-
-
 def pair_summary_path(results_folder: str | Path, weak_model_size: str, strong_model_size: str) -> Path:
     """`<weak>_<strong>.results_summary.json` in the results folder; model ids keep their org as "org--name"."""
     name = f"{shorten_value(weak_model_size)}_{shorten_value(strong_model_size)}{PAIR_SUMMARY_SUFFIX}"
@@ -232,137 +174,3 @@ def write_pair_summary(results_folder: str | Path, summary: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, summary)
     return path
-
-
-# ---------------------------------------------------------------- loading a results folder into a table
-# Problems (unfinished or unreadable runs) are collected, not raised: one broken
-# folder must not hide a whole sweep, and the caller reports them.
-
-RUN_KEYS = ("ds_name", "model_size", "loss", "seed")
-PAIR_KEYS = ("ds_name", "seed", "weak_model_size", "strong_model_size", "weak_acc", "strong_acc")
-PLOTS_DIR = "plots"
-
-
-def read_json_file(path: Path) -> dict:
-    """A JSON object, else a ValueError saying what is wrong with the file."""
-    try:
-        obj = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"unreadable {Path(path).name}: {e}") from e
-    if not isinstance(obj, dict):
-        raise ValueError(f"{Path(path).name} does not hold a JSON object")
-    return obj
-
-
-def is_run_dir(path: Path) -> bool:
-    return (path / CONFIG_FILE).exists() or (path / SUMMARY_FILE).exists()
-
-
-def find_run_dirs(root: Path) -> list[Path]:
-    """Run folders at any depth under root (e.g. one results folder per seed), not looking inside runs."""
-    found = []
-    for dirpath, dirnames, _ in os.walk(root):
-        if is_run_dir(Path(dirpath)):
-            found.append(Path(dirpath))
-            dirnames.clear()
-        else:  # hidden folders are temporary builds (atomic.py)
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-    return sorted(found)
-
-
-def read_run(path: Path) -> dict:
-    """One finished run as a table row: its config fields, `weak_model_size` (None for ground truth), accuracy,
-    auroc (NaN where the summary has none), path."""
-    if not (path / CONFIG_FILE).exists():
-        raise ValueError(f"no {CONFIG_FILE}")
-    config = read_json_file(path / CONFIG_FILE)
-    missing = [k for k in RUN_KEYS if k not in config]
-    if missing:
-        raise ValueError(f"{CONFIG_FILE} lacks {', '.join(missing)}: not a run config")
-    if not isinstance(config.get("weak_model", {}), (dict, type(None))):
-        raise ValueError(f"{CONFIG_FILE}'s weak_model is not a config")
-    if not is_finished(path):
-        raise ValueError(f"unfinished (no {SUMMARY_FILE})")
-    summary = read_summary(path)
-    return {**config, "weak_model_size": config.get("weak_model_size"), "weak_model": config.get("weak_model"),
-            "accuracy": float(summary["accuracy"]), "auroc": number_or_nan(summary.get("auroc")), "path": str(path)}
-
-
-def number_or_nan(value) -> float:
-    """A summary's optional metric: NaN where a run did not write it (runs from before it, or undefined)."""
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
-
-
-def check_results_folder(results_folder: str | Path) -> Path:
-    root = Path(str(results_folder)).expanduser()
-    if not root.is_dir():
-        raise ValueError(f"results folder {str(root)!r} does not exist")
-    return root
-
-
-def load_runs(results_folder: str | Path) -> tuple[list[dict], list[dict]]:
-    """Every finished run under a results folder (train_simple.py, sweep.py and train_weak_to_strong.py
-    all write the same layout), one row each, and the run folders that could not be read as
-    [{"path", "problem"}]."""
-    return read_each(find_run_dirs(check_results_folder(results_folder)), lambda path: [read_run(path)])
-
-
-def read_each(paths, read) -> tuple[list[dict], list[dict]]:
-    """The rows `read(path)` gives for every path, and the paths it refused (ValueError) as {"path", "problem"}."""
-    rows, problems = [], []
-    for path in paths:
-        try:
-            rows.extend(read(path))
-        except ValueError as e:
-            problems.append({"path": str(path), "problem": str(e)})
-    return rows, problems
-
-
-def read_pair_summary(path: Path) -> list[dict]:
-    """A pair summary as one row per transfer loss. Summaries without their own ds_name/seed/model sizes
-    (the reference code's) take them from a config.json beside them."""
-    summary = read_json_file(path)
-    beside = Path(path).parent / CONFIG_FILE
-    meta = {**(read_json_file(beside) if beside.exists() else {}), **summary}
-    missing = [k for k in PAIR_KEYS if k not in meta]
-    if missing:
-        raise ValueError(f"lacks {', '.join(missing)}")
-    losses = [k[len(TRANSFER_ACC_PREFIX):] for k in summary if k.startswith(TRANSFER_ACC_PREFIX)]
-    if not losses:
-        raise ValueError(f"holds no {TRANSFER_ACC_PREFIX}<loss>")
-    base = {k: meta[k] for k in PAIR_KEYS}
-    return [{**base, "loss": loss, "transfer_acc": summary[TRANSFER_ACC_PREFIX + loss],
-             "setting": meta.get("settings", {}), "path": str(path)} for loss in losses]
-
-
-def load_pair_summaries(results_folder: str | Path) -> tuple[list[dict], list[dict]]:
-    """Every `<weak>_<strong>.results_summary.json` under a results folder, one row per (pair, loss):
-    ds_name, seed, weak/strong model size, loss, weak_acc, strong_acc, transfer_acc, setting, path;
-    and the files that could not be read as [{"path", "problem"}]."""
-    return read_each(sorted(check_results_folder(results_folder).rglob(f"*{PAIR_SUMMARY_SUFFIX}")), read_pair_summary)
-
-
-# ---------------------------------------------------------------- analysis outputs
-
-def plots_dir(results_folder: str | Path, out_dir: str | Path | None = None) -> Path:
-    """Where the plot command writes: --out_dir, else `plots/` in the results folder."""
-    return Path(str(out_dir)) if out_dir is not None else Path(str(results_folder)) / PLOTS_DIR
-
-
-def figure_path(out_dir: Path, ds_name: str) -> Path:
-    return Path(out_dir) / f"{shorten_value(ds_name)}.png"
-
-
-def pgr_table_path(out_dir: Path, ds_name: str, ext: str) -> Path:
-    """The PGR table as `<dataset>_pgr.csv` or `<dataset>_pgr.md`."""
-    return Path(out_dir) / f"{shorten_value(ds_name)}_pgr.{ext}"
-
-
-def testbed_methods_paths(out_dir: Path, ds_name: str) -> tuple[Path, Path]:
-    """The testbed's comparison of transfer losses: Markdown table and figure."""
-    return Path(out_dir) / f"{ds_name}_methods.md", Path(out_dir) / f"{ds_name}_methods_pgr.png"
-
-
-def testbed_report_paths(out_dir: Path, ds_name: str) -> tuple[Path, Path]:
-    """The testbed report's Markdown tables and PGR figure."""
-    return Path(out_dir) / f"{ds_name}_testbed.md", Path(out_dir) / f"{ds_name}_testbed_pgr.png"

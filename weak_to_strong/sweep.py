@@ -17,11 +17,11 @@ import shlex
 import sys
 from dataclasses import dataclass, fields, replace
 
-from weak_to_strong import executors, results
+from weak_to_strong import executors, readers, results
 from weak_to_strong.config import (ResolvedRun, RunConfig, ground_truth, parse_chain, resolve_run, transfer,
                                    writes_weak_labels)
+from weak_to_strong.metrics import pgr
 from weak_to_strong.precision import CUDA_BF16, DeviceKind, device_kind
-from weak_to_strong.eval import pgr
 
 SWEEP_OWNED_FLAGS = ("model_size", "weak_model_size", "weak_labels_path", "bootstrap_chain", "weak_ensemble",
                      "train_seed", "s2s_round", "s2s_total")
@@ -430,7 +430,7 @@ def summarize_sweep(base: RunConfig, plan: list[PlannedRun], configs: dict[Plann
     acc = {}
     for run in plan:
         path = results.run_dir(configs[run])
-        acc[run] = results.read_summary(path)["accuracy"] if results.is_finished(path) else None
+        acc[run] = readers.read_summary(path)["accuracy"] if readers.is_finished(path) else None
     rows = []
     for run in plan:
         row = {"run": run.label, "accuracy": acc[run], "pgr": None}

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from weak_to_strong import results
+from weak_to_strong import readers, results
 from weak_to_strong.config import RunConfig
 from weak_to_strong.distributed import DataParallel
 from weak_to_strong.experiment import configs_from_flags, run_weak_to_strong
@@ -61,7 +61,7 @@ def assert_same_run(single: Path, parallel: Path) -> None:
     from datasets import load_from_disk
     from safetensors.torch import load_file
 
-    one, many = results.read_summary(single), results.read_summary(parallel)
+    one, many = readers.read_summary(single), readers.read_summary(parallel)
     assert many["accuracy"] == one["accuracy"]
     assert many == pytest.approx(one, abs=TOL)  # ECE and AUROC sum probabilities gathered in another order
     assert (single / results.WEAK_LABELS_DIR).exists() == (parallel / results.WEAK_LABELS_DIR).exists()

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from weak_to_strong import models, results
+from weak_to_strong import models, readers, results
 from weak_to_strong.config import RunConfig, result_dict, with_defaults
 from weak_to_strong.lora import LORA_TARGET_MODULES, add_lora
 from weak_to_strong.model import load_model
@@ -38,8 +38,8 @@ def test_lora_run_records_rank_and_keeps_base_weights(tmp_path, in_process):
     lora_dir = results.run_dir(RunConfig(**flags, lora_rank=4))
     full_dir = results.run_dir(RunConfig(**flags))
     assert lora_dir != full_dir and "lora=4" in lora_dir.name and "lora=0" in full_dir.name
-    assert json.loads((lora_dir / results.CONFIG_FILE).read_text())["lora_rank"] == 4
-    assert json.loads((full_dir / results.CONFIG_FILE).read_text())["lora_rank"] == 0
+    assert json.loads((lora_dir / readers.CONFIG_FILE).read_text())["lora_rank"] == 4
+    assert json.loads((full_dir / readers.CONFIG_FILE).read_text())["lora_rank"] == 0
 
     untrained = load_model(get_model_spec("toy-small"), torch.device("cpu")).state_dict()
     trained = load_file(lora_dir / results.MODEL_FILE)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from weak_to_strong import atomic, executors, results
+from weak_to_strong import atomic, executors, readers, results
 from weak_to_strong.config import RunConfig
 from weak_to_strong.sweep import (PlannedRun, SweepFailed, SweepOptions, dependencies, plan_sweep, run_config,
                                   run_sweep)
@@ -39,7 +39,7 @@ def test_plan_pairs_and_dependency_edges():
 def mark_finished(cfg: RunConfig) -> None:
     """What a finished run leaves behind, as far as skipping it goes."""
     (results.run_dir(cfg) / results.WEAK_LABELS_DIR).mkdir(parents=True)  # a ground-truth run's
-    atomic.write_json(results.run_dir(cfg) / results.SUMMARY_FILE, {"accuracy": 0.5})
+    atomic.write_json(results.run_dir(cfg) / readers.SUMMARY_FILE, {"accuracy": 0.5})
 
 
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, capsys):
@@ -189,7 +189,7 @@ def test_local_pool_of_two_cpu_workers_gives_the_serial_results(tmp_path, subpro
     assert "[sweep 2/4] already finished" in printed and "[sweep 4/4] done" in printed
     for run in plan:
         single = in_process(**{**vars(run_config(base, run)), "results_folder": str(tmp_path / "serial")})
-        pooled = results.read_summary(results.run_dir(run_config(base, run)))
+        pooled = readers.read_summary(results.run_dir(run_config(base, run)))
         assert pooled["accuracy"] == single["accuracy"], run.label
         assert pooled == pytest.approx(single, abs=1e-6), run.label  # workers run 1 thread: last-digit noise
         assert results.sweep_log_path(run_config(base, run)).exists() == (run.weak_model_size is not None)
@@ -209,7 +209,7 @@ def test_serial_and_local_sweeps_agree_end_to_end(tmp_path, subprocess_env):
                f"--executor={executor}", *extra, *(f"--{k}={v}" for k, v in SWEEP_FLAGS.items())]
         proc = subprocess.run(cmd, cwd=REPO, env=subprocess_env, capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        outputs[executor] = {p.parent.name: json.loads(p.read_text()) for p in folder.rglob(results.SUMMARY_FILE)}
+        outputs[executor] = {p.parent.name: json.loads(p.read_text()) for p in folder.rglob(readers.SUMMARY_FILE)}
     assert len(outputs["serial"]) == 5 and outputs["serial"].keys() == outputs["local"].keys()
     for name, summary in outputs["serial"].items():  # workers run 1 thread: metrics may differ in the last digits
         assert outputs["local"][name]["accuracy"] == summary["accuracy"]
@@ -255,9 +255,9 @@ def test_slurm_path_runs_with_submitits_local_backend(tmp_path, subprocess_env, 
     printed = capsys.readouterr().out
     assert "[sweep 1/2] already finished" in printed and "[sweep 2/2] done    toy-small->toy-small" in printed
     transfer = run_config(RunConfig(**SWEEP_FLAGS, results_folder=folder), PlannedRun("toy-small", "toy-small"))
-    assert results.is_finished(results.run_dir(transfer))
+    assert readers.is_finished(results.run_dir(transfer))
     assert list(results.slurm_log_dir(transfer).glob("*_log.err"))
-    assert rows[1]["accuracy"] == results.read_summary(results.run_dir(transfer))["accuracy"]
+    assert rows[1]["accuracy"] == readers.read_summary(results.run_dir(transfer))["accuracy"]
 
 
 def test_failed_sweep_raises_after_the_summary(tmp_path, capsys, monkeypatch):

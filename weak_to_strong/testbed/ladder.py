@@ -17,11 +17,14 @@ import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from random import Random
+from typing import TYPE_CHECKING
 
 from weak_to_strong.atomic import atomic_dir
 from weak_to_strong.toy import is_readable_weights
 from weak_to_strong.testbed import world
-from weak_to_strong.testbed.pretrain import PretrainSettings
+
+if TYPE_CHECKING:  # pretrain.py imports torch; the model registry reads the ladder without it
+    from weak_to_strong.testbed.pretrain import PretrainSettings
 
 RECIPE_VERSION = 1
 """Bump when the corpus generators (world.py) or the pretraining code change in a way the recipe's
@@ -45,6 +48,8 @@ class LadderRung:
     tune_lr` (tune.py: 3e-6 ... 3e-3, seeds 10-14, the one-standard-error rule; README "The testbed")."""
 
     def settings(self) -> PretrainSettings:
+        from weak_to_strong.testbed.pretrain import PretrainSettings
+
         return PretrainSettings(steps=self.steps, lr=self.lr, seed=self.seed, row_len=CONTEXT)
 
 

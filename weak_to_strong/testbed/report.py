@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 
-from weak_to_strong import plot, results
-from weak_to_strong.eval import pgr
+from weak_to_strong import plot, readers
+from weak_to_strong.metrics import pgr
+from weak_to_strong.names import LOSS_NAMES
 from weak_to_strong.testbed.ladder import LADDER, RANDOM_SUFFIX
 
 LOSSES = ("xent", "logconf")
@@ -52,7 +53,7 @@ def run_measurement(results_folder: str, seeds: list[int], ds_name: str = QUICKS
 
 
 def pair_table(results_folder: str, ds_name: str) -> list[dict]:
-    runs, _ = results.load_runs(results_folder)
+    runs, _ = readers.load_runs(results_folder)
     rows, _ = plot.pair_rows_from_runs([r for r in runs if r.get("ds_name") == ds_name])
     return rows
 
@@ -173,7 +174,7 @@ def load_groups(results_folder: str, ds_name: str) -> dict:
 
 def write_tables_and_figure(results_folder: str, paths: tuple, text: str, fig) -> str:
     """The Markdown text and the figure under RESULTS_FOLDER/plots (`paths`: their names there); returns text."""
-    results.plots_dir(results_folder).mkdir(parents=True, exist_ok=True)
+    readers.plots_dir(results_folder).mkdir(parents=True, exist_ok=True)
     md, png = paths
     md.write_text(text)
     fig.savefig(png, dpi=150)
@@ -185,16 +186,14 @@ def write_report(results_folder: str, ds_name: str = QUICKSTART_TASK) -> str:
     groups = load_groups(results_folder, ds_name)
     text = (f"## {ds_name}: weak-to-strong on the pretrained ladder\n\n{effect_table(groups)}\n"
             f"## {ds_name}: control, strong rungs with random weights\n\n{control_table(groups)}")
-    paths = results.testbed_report_paths(results.plots_dir(results_folder), ds_name)
+    paths = readers.testbed_report_paths(readers.plots_dir(results_folder), ds_name)
     return write_tables_and_figure(results_folder, paths, text, plot_pgr(groups, ds_name))
 
 
 # ---------------------------------------------------------------- methods: every loss of the registry, compared
 
 def method_names() -> list[str]:
-    from weak_to_strong.loss import LOSSES as ALL_LOSSES
-
-    return list(ALL_LOSSES)
+    return list(LOSS_NAMES)
 
 
 def run_methods(results_folder: str, seeds: list[int], ds_name: str = QUICKSTART_TASK, losses=None) -> str:
@@ -270,5 +269,5 @@ def write_methods_report(results_folder: str, ds_name: str = QUICKSTART_TASK) ->
     """The methods table (Markdown) and figure under RESULTS_FOLDER/plots; returns the table."""
     groups = load_groups(results_folder, ds_name)
     text = f"## {ds_name}: transfer losses on the pretrained ladder\n\n{methods_table(groups)}"
-    paths = results.testbed_methods_paths(results.plots_dir(results_folder), ds_name)
+    paths = readers.testbed_methods_paths(readers.plots_dir(results_folder), ds_name)
     return write_tables_and_figure(results_folder, paths, text, plot_methods(groups, ds_name))
