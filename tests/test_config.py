@@ -62,6 +62,16 @@ def test_defaults_are_resolved_into_the_config():
     assert result_dict(RunConfig(model_size="Qwen/Qwen-72B"))["optim"] == "adafactor"
 
 
+def test_a_linear_probe_takes_the_registrys_probe_lr_where_it_has_one():
+    from weak_to_strong.testbed.ladder import rung
+
+    probe = dict(model_size="tb-l", ds_name="testbed_knowledge", linear_probe=True)
+    assert result_dict(RunConfig(**probe))["lr"] == rung("tb-l").probe_lr != rung("tb-l").finetune_lr
+    assert result_dict(RunConfig(**{**probe, "linear_probe": False}))["lr"] == rung("tb-l").finetune_lr
+    assert result_dict(RunConfig(**{**probe, "lr": 3e-3}))["lr"] == 3e-3  # a given lr wins
+    assert result_dict(RunConfig(model_size="gpt2-large", linear_probe=True))["lr"] == 1e-5  # none: default_lr
+
+
 def test_optim_is_accepted_in_any_case_and_recorded_lowercase():
     # The reference lowercased --optim before choosing the optimizer.
     for given, canonical in (("Adam", "adam"), ("ADAFACTOR", "adafactor"), ("adam", "adam")):

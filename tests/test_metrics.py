@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from weak_to_strong.metrics import agreement, auroc, ece, predicted_class, summary_metrics
+from weak_to_strong.metrics import agreement, auroc, ece, log_loss, predicted_class, summary_metrics
 
 
 def test_auroc_counts_ranked_pairs_and_ties_as_half():
@@ -34,6 +34,16 @@ def test_ece_bins_the_predicted_class_confidence_in_ten_equal_bins():
     assert math.isnan(ece([], []))
 
 
+def test_log_loss_is_the_mean_cross_entropy_and_tells_an_unmoved_head_from_a_fitted_one():
+    labels = [1, 0, 1, 0]
+    unmoved = [0.5001, 0.4999, 0.5001, 0.4999]  # accuracy 1.0, as a fitted head's
+    fitted = [0.9, 0.2, 0.8, 0.1]
+    assert log_loss(unmoved, labels) == pytest.approx(math.log(2), abs=1e-3)
+    assert log_loss(fitted, labels) == pytest.approx(-(math.log(0.9) + math.log(0.8) * 2 + math.log(0.9)) / 4)
+    assert log_loss([1.0], [0]) == pytest.approx(-math.log(1e-12))  # clipped: finite
+    assert math.isnan(log_loss([], []))
+
+
 def test_a_tie_predicts_class_zero_as_accuracy_does():
     assert predicted_class(0.5) == 0 and predicted_class(0.5000001) == 1
     assert ece([0.5], [0]) == pytest.approx(0.5)  # class 0 at confidence 0.5, right
@@ -57,11 +67,11 @@ def test_agreement_overall_and_on_the_weak_models_errors_matched_by_id():
 def test_summary_metrics_leave_out_what_is_undefined_and_are_valid_json():
     student = {"id": [0, 1, 2, 3], "prob": [0.8, 0.9, 0.2, 0.4], "label": [1, 0, 1, 0]}
     ground_truth = summary_metrics(student)
-    assert set(ground_truth) == {"auroc", "ece"}
+    assert set(ground_truth) == {"auroc", "ece", "log_loss"}
     assert ground_truth["auroc"] == pytest.approx(auroc(student["prob"], student["label"]))
     transfer = summary_metrics(student, WEAK)
-    assert set(transfer) == {"auroc", "ece", "agreement", "agreement_on_weak_errors"}
+    assert set(transfer) == {"auroc", "ece", "log_loss", "agreement", "agreement_on_weak_errors"}
     assert transfer["agreement_on_weak_errors"] == pytest.approx(2 / 3)  # repeats the errors on ids 1 and 2, corrects 3
     one_class = summary_metrics({"id": [0, 1], "prob": [0.8, 0.3], "label": [1, 1]})
-    assert set(one_class) == {"ece"}
+    assert set(one_class) == {"ece", "log_loss"}
     json.dumps(transfer, allow_nan=False)

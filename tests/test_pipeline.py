@@ -39,7 +39,7 @@ def test_ground_truth_run_writes_the_results_layout(tiny_flags):
     assert row["hard_label"] == int(row["soft_label"][1] > row["soft_label"][0])
     assert not any(p.startswith(".") for p in files_under(path))  # no temporary leftovers
     predictions = readers.read_predictions(path)
-    assert set(summary) == {"accuracy", "auroc", "ece"}  # a ground-truth run has no supervisor to agree with
+    assert set(summary) == {"accuracy", "auroc", "ece", "log_loss"}  # a ground-truth run has no supervisor to agree with
     assert summary["auroc"] == metrics.auroc(predictions["prob"], predictions["label"])
     assert summary["ece"] == metrics.ece(predictions["prob"], predictions["label"]) and 0 <= summary["ece"] <= 0.5
 
@@ -253,7 +253,7 @@ def test_every_loss_trains_a_transfer_run_in_a_folder_of_its_own(tiny_flags):
         cfg = RunConfig(**{**flags, "model_size": "toy-large", "weak_model_size": "toy-small", "loss": loss})
         summary = run_train_simple(cfg)
         paths.add(results.run_dir(cfg))
-        assert set(summary) == {"accuracy", "auroc", "ece", "agreement", "agreement_on_weak_errors"}, loss
+        assert set(summary) == {"accuracy", "auroc", "ece", "log_loss", "agreement", "agreement_on_weak_errors"}, loss
         log = [json.loads(line) for line in (results.run_dir(cfg) / results.LOG_FILE).read_text().splitlines()]
         assert all(r["loss"] >= 0 for r in log if "loss" in r), loss  # finite (checked by the run) and not negative
     assert len(paths) == len(LOSSES)

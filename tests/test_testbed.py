@@ -143,6 +143,7 @@ def test_ladder_names_are_registered_models_with_random_controls():
     for name in ladder.ladder_names():
         spec = get_model_spec(name)
         assert spec.builder is not None and spec.default_lr == ladder.rung(name).finetune_lr
+        assert spec.probe_lr == ladder.rung(name).probe_lr
     assert ladder.rung("tb-xl-random").steps == 0
     assert ladder.rung("tb-xl-random").n_layer == ladder.rung("tb-xl").n_layer
     with pytest.raises(ValueError, match="unknown ladder model 'tb-xxl'.*tb-s"):
@@ -259,14 +260,31 @@ def test_testbed_registry_entries_say_what_the_corpus_holds_what_is_asked_and_wh
 
 
 def test_tune_lr_takes_the_largest_rate_within_one_standard_error_of_the_best():
-    from weak_to_strong.testbed.tune import best_lr, format_table
+    from weak_to_strong.testbed.tune import LRS, best_lr, format_table
 
-    plateau = {1e-5: [0.99, 1.0, 1.0], 3e-5: [1.0, 0.99, 0.99], 1e-4: [0.95, 0.96, 0.95]}
+    def runs(accuracies, log_loss=0.5):
+        return [{"accuracy": a, "log_loss": log_loss} for a in accuracies]
+
+    plateau = {1e-5: runs([0.99, 1.0, 1.0]), 3e-5: runs([1.0, 0.99, 0.99]), 1e-4: runs([0.95, 0.96, 0.95])}
     assert best_lr(plateau) == 3e-5  # 0.993 is within one SE (0.0033) of 0.997
-    peaked = {1e-5: [0.70, 0.71, 0.72], 1e-3: [0.80, 0.81, 0.80], 3e-3: [0.75, 0.76, 0.74]}
+    peaked = {1e-5: runs([0.70, 0.71, 0.72]), 1e-3: runs([0.80, 0.81, 0.80]), 3e-3: runs([0.75, 0.76, 0.74])}
     assert best_lr(peaked) == 1e-3
-    table = format_table({"tb-s": {lr: [0.5, 0.6] for lr in (3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)}})
-    assert "| tb-s | 0.550 ± 0.050 |" in table and table.rstrip().endswith("| 0.003 | 0.001 |")
+    table = format_table({"tb-s": {lr: runs([0.5, 0.6], 0.6) for lr in LRS}})
+    assert "| tb-s | 0.550 ± 0.050 / 0.600 ± 0.000 |" in table and table.rstrip().endswith("| 0.003 | 0.001 |")
+
+
+def test_tune_lr_for_linear_probes_takes_the_lowest_test_log_loss():
+    """On the accuracy plateau a head that has hardly moved (log-loss 0.69) ties with a fitted one; the
+    log-loss does not."""
+    from weak_to_strong.testbed.tune import PROBE_LRS, best_lr, format_table
+
+    by_lr = {1e-3: [{"accuracy": 1.0, "log_loss": 0.36}] * 2, 1e-2: [{"accuracy": 1.0, "log_loss": 0.02}] * 2,
+             1e-1: [{"accuracy": 1.0, "log_loss": 0.05}] * 2}
+    assert best_lr(by_lr, linear_probe=True) == 1e-2
+    assert best_lr(by_lr) == 1e-1  # the accuracy rule would take the largest rate on the plateau
+    unfitted = [{"accuracy": 1.0, "log_loss": 0.3}] * 2
+    table = format_table({"tb-l": {lr: by_lr.get(lr, unfitted) for lr in PROBE_LRS}}, linear_probe=True)
+    assert table.rstrip().endswith(f"| 0.01 | {ladder.rung('tb-l').probe_lr:g} |")
 
 
 def test_methods_gain_is_paired_by_seed():

@@ -63,6 +63,19 @@ def ece(probs: list[float], labels: list[int], n_bins: int = ECE_BINS) -> float:
     return sum(abs(correct - conf_sum) for _, conf_sum, correct in bins) / len(probs)
 
 
+LOG_LOSS_FLOOR = 1e-12
+"""Probabilities are clipped to [floor, 1 - floor] so one confidently wrong prediction costs ~27.6 nats, not inf."""
+
+
+def log_loss(probs: list[float], labels: list[int]) -> float:
+    """Mean cross-entropy (nats) of the true labels under P(label 1). 0.693 is a prediction of 0.5 everywhere:
+    a head that has hardly moved from its zero start, whatever its accuracy. NaN without predictions."""
+    if not probs:
+        return math.nan
+    clip = lambda p: min(max(p, LOG_LOSS_FLOOR), 1.0 - LOG_LOSS_FLOOR)  # noqa: E731
+    return -sum(math.log(clip(p) if y else 1.0 - clip(p)) for p, y in zip(probs, labels, strict=True)) / len(probs)
+
+
 def agreement(weak: dict, student: dict) -> dict[str, float]:
     """How often the student predicts the class its weak supervisor predicts, on the test documents both have
     (matched by id): overall, and on the documents the weak model gets wrong (1: it repeats every error,
@@ -81,10 +94,11 @@ def share(flags) -> float:
 
 
 def summary_metrics(student: dict, weak: dict | None = None) -> dict[str, float]:
-    """A run's results_summary.json metrics besides accuracy: auroc and ece of its test predictions, and for a
+    """A run's results_summary.json metrics besides accuracy: auroc, ece and log_loss of its test predictions, and for a
     transfer run (given the weak run's test predictions) agreement and agreement_on_weak_errors. Undefined
     ones (NaN: AUROC of a one-class test set, no weak errors) are left out, never written as numbers."""
-    found = {"auroc": auroc(student["prob"], student["label"]), "ece": ece(student["prob"], student["label"])}
+    found = {"auroc": auroc(student["prob"], student["label"]), "ece": ece(student["prob"], student["label"]),
+             "log_loss": log_loss(student["prob"], student["label"])}
     if weak is not None:
         found.update(agreement(weak, student))
     return {name: value for name, value in found.items() if not math.isnan(value)}

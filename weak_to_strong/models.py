@@ -26,6 +26,9 @@ class ModelSpec:
     """Hub id or local path handed to `from_pretrained` (toy models: resolved by `builder`)."""
     default_lr: float = 1e-5
     """Learning rate when --lr is not given (tuned for batch size 32)."""
+    probe_lr: float | None = None
+    """Learning rate under --linear_probe when --lr is not given (a head alone on frozen features takes far larger
+    steps than the whole model). None: default_lr."""
     eval_batch_size: int = 32
     default_optimizer: str = "adam"
     gradient_checkpointing: bool = False
@@ -75,7 +78,7 @@ def ladder_spec(name: str) -> ModelSpec:
 
     spec = rung(name)
     return ModelSpec(name, params_m=non_embedding_params_m(spec.n_layer, spec.n_embd), context=CONTEXT,
-                     default_lr=spec.finetune_lr, eval_batch_size=256, minibatch_size=32,
+                     default_lr=spec.finetune_lr, probe_lr=spec.probe_lr, eval_batch_size=256, minibatch_size=32,
                      builder=_builder("weak_to_strong.testbed.ladder", "ensure_ladder_model", name))
 
 

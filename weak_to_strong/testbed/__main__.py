@@ -4,10 +4,11 @@
     python -m weak_to_strong.testbed build --fresh=True  # ignore shipped weights and the cache: pretrain again
     python -m weak_to_strong.testbed ship                # pretrain every rung into the package's weights/
     python -m weak_to_strong.testbed measure --seeds=0,1,2 [--results_folder=results/testbed]
-    python -m weak_to_strong.testbed methods --seeds=0,1,2 [--losses=xent,window]   # every transfer loss compared
+    python -m weak_to_strong.testbed measure --linear_probe=True   # heads on frozen features, into results/testbed_lp
+    python -m weak_to_strong.testbed methods --seeds=0,1,2 [--losses=xent,window] [--linear_probe=True]
     python -m weak_to_strong.testbed report [RESULTS_FOLDER]
     python -m weak_to_strong.testbed throughput [--steps=60] [--out=FILE.json]   # pretraining MFU per rung
-    python -m weak_to_strong.testbed tune_lr [--seeds=10,11,12,13,14]   # fine-tuning lr per rung, on ground truth
+    python -m weak_to_strong.testbed tune_lr [--seeds=10,11,12,13,14] [--linear_probe=True]   # lr per rung, on ground truth
 """
 
 from __future__ import annotations
@@ -49,23 +50,33 @@ def ship(names=None) -> None:
         print(f"{name}: {target}")
 
 
-def measure(seeds="0,1,2", results_folder: str = "results/testbed", ds_name: str = "testbed_knowledge") -> None:
-    """Sweep the ladder and its random twins with xent and logconf on each seed, then print the report."""
+def default_folder(results_folder: str | None, name: str, linear_probe: bool) -> str:
+    """results/<name>, or results/<name>_lp for linear probes: the report reads a folder of one setting."""
+    return results_folder or f"results/{name}{'_lp' if linear_probe else ''}"
+
+
+def measure(seeds="0,1,2", results_folder: str | None = None, ds_name: str = "testbed_knowledge",
+            linear_probe: bool = False) -> None:
+    """Sweep the ladder and its random twins with xent and logconf on each seed, then print the report.
+
+    --linear_probe=True trains heads on frozen features at each rung's probe_lr (default folder results/testbed_lp)."""
     from weak_to_strong.sweep import parse_int_list
     from weak_to_strong.testbed.report import run_measurement
 
-    print(run_measurement(results_folder, parse_int_list(seeds, "seeds"), ds_name))
+    print(run_measurement(default_folder(results_folder, "testbed", linear_probe), parse_int_list(seeds, "seeds"),
+                          ds_name, bool(linear_probe)))
 
 
-def methods(seeds="0,1,2", results_folder: str = "results/testbed", ds_name: str = "testbed_knowledge",
-            losses=None) -> None:
+def methods(seeds="0,1,2", results_folder: str | None = None, ds_name: str = "testbed_knowledge",
+            losses=None, linear_probe: bool = False) -> None:
     """Sweep the pretrained ladder with every transfer loss of the registry (or --losses=a,b), then the table."""
     from weak_to_strong.sweep import parse_int_list
     from weak_to_strong.testbed.report import run_methods
 
     chosen = None if losses is None else [x for part in (losses if isinstance(losses, (list, tuple)) else [losses])
                                           for x in str(part).split(",") if x]
-    print(run_methods(results_folder, parse_int_list(seeds, "seeds"), ds_name, chosen))
+    print(run_methods(default_folder(results_folder, "testbed", linear_probe), parse_int_list(seeds, "seeds"),
+                      ds_name, chosen, bool(linear_probe)))
 
 
 def report(results_folder: str = "results/testbed", ds_name: str = "testbed_knowledge") -> None:
@@ -82,13 +93,15 @@ def throughput(steps: int = 60, out: str | None = None) -> None:
     print(format_rows(measure_ladder(steps, out)))
 
 
-def tune_lr(seeds="10,11,12,13,14", results_folder: str = "results/testbed_lr",
-            ds_name: str = "testbed_knowledge") -> None:
-    """Ground-truth accuracy of each rung per fine-tuning lr; the best is the registry's default (ladder.py)."""
+def tune_lr(seeds="10,11,12,13,14", results_folder: str | None = None, ds_name: str = "testbed_knowledge",
+            linear_probe: bool = False) -> None:
+    """Ground-truth accuracy and log-loss of each rung per lr; the best is the registry's default (ladder.py)."""
     from weak_to_strong.sweep import parse_int_list
     from weak_to_strong.testbed.tune import format_table, tune_learning_rates
 
-    print(format_table(tune_learning_rates(results_folder, parse_int_list(seeds, "seeds"), ds_name)))
+    summaries = tune_learning_rates(default_folder(results_folder, "testbed_lr", linear_probe),
+                                    parse_int_list(seeds, "seeds"), ds_name, linear_probe=bool(linear_probe))
+    print(format_table(summaries, bool(linear_probe)))
 
 
 def main() -> None:

@@ -46,6 +46,9 @@ class LadderRung:
     finetune_lr: float = 1e-4
     """The registry's default fine-tuning lr, chosen on ground truth only: `python -m weak_to_strong.testbed
     tune_lr` (tune.py: 3e-6 ... 3e-3, seeds 10-14, the one-standard-error rule; README "The testbed")."""
+    probe_lr: float = 1e-2
+    """The registry's lr under --linear_probe, chosen on ground truth only: `python -m weak_to_strong.testbed
+    tune_lr --linear_probe=True` (1e-3 ... 1e-1, seeds 10-14, the lowest mean test log-loss)."""
 
     def settings(self) -> PretrainSettings:
         from weak_to_strong.testbed.pretrain import PretrainSettings
@@ -54,12 +57,14 @@ class LadderRung:
 
 
 LADDER: dict[str, LadderRung] = {
-    "tb-s": LadderRung(n_layer=1, n_embd=32, steps=1500, finetune_lr=1e-3),
-    "tb-m": LadderRung(n_layer=2, n_embd=64, steps=4000, finetune_lr=3e-5),
-    "tb-l": LadderRung(n_layer=3, n_embd=96, steps=2500, finetune_lr=1e-5),
-    "tb-xl": LadderRung(n_layer=4, n_embd=128, steps=3000, lr=1e-3, finetune_lr=3e-5),
+    "tb-s": LadderRung(n_layer=1, n_embd=32, steps=1500, finetune_lr=1e-3, probe_lr=1e-2),
+    "tb-m": LadderRung(n_layer=2, n_embd=64, steps=4000, finetune_lr=3e-5, probe_lr=3e-2),
+    "tb-l": LadderRung(n_layer=3, n_embd=96, steps=2500, finetune_lr=1e-5, probe_lr=3e-2),
+    "tb-xl": LadderRung(n_layer=4, n_embd=128, steps=3000, lr=1e-3, finetune_lr=3e-5, probe_lr=3e-2),
 }
 """Names to rungs, smallest first: more layers, width and pretraining compute up the ladder."""
+FINE_TUNING_FIELDS = ("finetune_lr", "probe_lr")
+"""A rung's fields that only fine-tuning reads: left out of the build recipe, so retuning keeps the weights."""
 RANDOM_SUFFIX = "-random"
 """`tb-xl-random`: tb-xl's architecture and tokenizer with its initial random weights, never pretrained. The
 control: fine-tuned the same way, it shows how much of an effect comes from the architecture alone."""
@@ -80,7 +85,7 @@ def ladder_names() -> list[str]:
 
 def recipe(name: str) -> dict:
     """Everything a build depends on; its hash names the cache folder."""
-    pretraining = {k: v for k, v in asdict(rung(name)).items() if k != "finetune_lr"}
+    pretraining = {k: v for k, v in asdict(rung(name)).items() if k not in FINE_TUNING_FIELDS}
     return {"version": RECIPE_VERSION, "rung": pretraining, "context": CONTEXT,
             "knowledge_share": CORPUS_KNOWLEDGE_SHARE, "binding": asdict(world.BINDING),
             "knowledge": asdict(world.KNOWLEDGE)}
