@@ -29,9 +29,41 @@ def test_model_sizes_parse_from_fire_tuples_and_strings():
         parse_model_sizes("")
 
 
+def parse_command(cmd: list[str]) -> RunConfig:
+    """The config train_simple builds from a sweep's command, each value parsed as fire parses it."""
+    from fire.parser import DefaultParseValue
+
+    assert cmd[1:4] == ["-m", "weak_to_strong.cli", "train_simple"]
+    flags = dict(arg.removeprefix("--").split("=", 1) for arg in cmd[4:])
+    return RunConfig(**{name: DefaultParseValue(value) for name, value in flags.items()})
+
+
 def test_commands_forward_flags_and_set_the_models():
-    cmd = train_simple_command({"ds_name": "boolq", "lr": 1e-5}, PlannedRun("gpt2-medium", "gpt2"), RunConfig())
-    assert cmd[-4:] == ["--ds_name=boolq", "--lr=1e-05", "--model_size=gpt2-medium", "--weak_model_size=gpt2"]
+    base = RunConfig(ds_name="boolq", lr=1e-5)
+    cmd = train_simple_command(run_config(base, PlannedRun("gpt2-medium", "gpt2")))
+    assert {"--ds_name=boolq", "--lr=1e-05", "--model_size=gpt2-medium", "--weak_model_size=gpt2"} <= set(cmd)
+    assert not any(arg.startswith(("--loss", "--epochs", "--seed=")) for arg in cmd)  # defaults are not repeated
+
+
+@pytest.mark.parametrize("flags, options", [
+    (dict(ds_name="synthetic"), {}),
+    (dict(ds_name="synthetic", loss="logconf", lr=3e-5, linear_probe=True, sweep_subfolder="20240101",
+          sync_command="rsync -a {run_dir} host:/backup", n_docs=400, optim="adafactor"), {}),
+    (dict(ds_name="synthetic", early_stop=0.2, unsup_epochs=1), dict(s2s_rounds=2)),
+    (dict(ds_name="synthetic"), dict(bootstrap=True)),
+    (dict(ds_name="synthetic", seed=4), dict(ensemble_seeds=[3, 1])),
+    (dict(ds_name="synthetic"), dict(seeds=[0, 7])),
+])
+def test_every_sweep_command_parses_back_to_its_runs_config(tmp_path, flags, options):
+    """The subprocess of a run builds exactly the config the sweep planned and named it after."""
+    base = RunConfig(results_folder=str(tmp_path), **flags)
+    sizes = ["tb-s", "tb-m", "tb-l"] if options.get("bootstrap") else ["toy-small", "toy-large"]
+    plan = plan_sweep(sizes, options.get("seeds"), options.get("bootstrap", False), options.get("ensemble_seeds"),
+                      base.seed, options.get("s2s_rounds", 0))
+    assert len(plan) > 2
+    for run in plan:
+        cfg = run_config(base, run)
+        assert parse_command(train_simple_command(cfg)) == cfg, run.label
 
 
 def test_loss_flag_trains_the_transfer_runs_and_ground_truth_runs_give_their_labels(tmp_path):
@@ -40,12 +72,11 @@ def test_loss_flag_trains_the_transfer_runs_and_ground_truth_runs_give_their_lab
     from weak_to_strong.config import weak_run_config
 
     base = RunConfig(ds_name="synthetic", loss="logconf", results_folder=str(tmp_path))
-    flags = {"ds_name": "synthetic", "loss": "logconf"}
     for run in plan_sweep(["toy-small", "toy-large"]):
         cfg = run_config(base, run)
-        cmd = train_simple_command(flags, run, cfg)
+        cmd = train_simple_command(cfg)
         if run.weak_model_size is None:
-            assert cfg.loss == "xent" and "--loss=xent" in cmd
+            assert cfg.loss == "xent" and parse_command(cmd).loss == "xent"
         else:
             assert cfg.loss == "logconf" and "--loss=logconf" in cmd
             weak_run = run_config(base, PlannedRun(run.weak_model_size))
@@ -168,7 +199,7 @@ def test_bootstrap_plans_links_after_the_sweep_and_each_waits_for_the_one_before
     assert [r.label for r in links] == ["tb-s->tb-m (bootstrap)", "tb-s->tb-m->tb-l (bootstrap)"]
     assert dependencies(links[0]) == (PlannedRun("tb-s"),) and dependencies(links[1]) == (links[0],)
     assert plan[:len(plan) - 2] == plan_sweep(list(CHAIN))
-    cmd = train_simple_command({}, links[1], run_config(RunConfig(), links[1]))
+    cmd = train_simple_command(run_config(RunConfig(), links[1]))
     assert "--bootstrap_chain=tb-s,tb-m,tb-l" in cmd and "--weak_model_size=tb-m" in cmd
 
 
@@ -239,9 +270,9 @@ def test_ensemble_plan_reuses_the_plain_run_and_waits_for_every_member():
     assert len({r.label for r in plan}) == len(plan)
     assert dependencies(ensembles[0]) == (PlannedRun("toy-small", train_seed=3), PlannedRun("toy-small"),
                                           PlannedRun("toy-small", train_seed=1))
-    cmd = train_simple_command({}, ensembles[0], run_config(RunConfig(), ensembles[0]))
+    cmd = train_simple_command(run_config(RunConfig(), ensembles[0]))
     assert "--weak_ensemble=toy-small@3,toy-small,toy-small@1" in cmd and not any("--weak_model_size" in a for a in cmd)
-    assert "--train_seed=3" in train_simple_command({}, members[0], run_config(RunConfig(), members[0]))
+    assert "--train_seed=3" in train_simple_command(run_config(RunConfig(), members[0]))
 
 
 def test_s2s_round_k_trains_on_round_k_minus_1s_labels(tmp_path, monkeypatch):
@@ -284,7 +315,7 @@ def test_s2s_plan_chains_each_round_to_the_one_before():
     assert [r.label for r in rounds] == [f"toy-small->toy-large s2s round {k}/2" for k in range(3)]
     assert dependencies(rounds[0]) == (PlannedRun("toy-small"),)
     assert dependencies(rounds[2]) == (rounds[1],)
-    cmd = train_simple_command({}, rounds[1], run_config(RunConfig(), rounds[1]))
+    cmd = train_simple_command(run_config(RunConfig(), rounds[1]))
     assert "--s2s_round=1" in cmd and "--s2s_total=2" in cmd and "--weak_model_size=toy-small" in cmd
 
 
@@ -292,10 +323,9 @@ def test_early_stop_and_unsup_apply_to_the_transfer_runs_and_ground_truth_runs_g
     from weak_to_strong.config import weak_run_config
 
     base = RunConfig(ds_name="synthetic", early_stop=0.2, unsup_epochs=1, results_folder=str(tmp_path))
-    flags = {"ds_name": "synthetic", "early_stop": 0.2, "unsup_epochs": 1}
     for run in plan_sweep(["toy-small", "toy-large"], s2s_rounds=1):
         cfg = run_config(base, run)
-        cmd = train_simple_command(flags, run, cfg)
+        cmd = train_simple_command(cfg)
         if run.weak_model_size is None:
             assert cfg.early_stop is None and not any(a.startswith("--early_stop") for a in cmd)
             assert cfg.unsup_epochs is None and not any(a.startswith("--unsup_epochs") for a in cmd)

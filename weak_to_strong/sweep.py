@@ -249,6 +249,11 @@ def run_config(base: RunConfig, run: PlannedRun) -> RunConfig:
                    s2s_round=s2s_round, s2s_total=s2s_total)
 
 
+def changed_fields(cfg: RunConfig) -> dict:
+    """The fields of a config that differ from RunConfig's defaults, in field order."""
+    return {f.name: getattr(cfg, f.name) for f in fields(RunConfig) if getattr(cfg, f.name) != f.default}
+
+
 def explicit_flags(flags: dict) -> dict:
     """The flags that differ from RunConfig's defaults: the ones worth forwarding."""
     defaults = {f.name: f.default for f in fields(RunConfig)}
@@ -267,28 +272,12 @@ def format_flag(name: str, value) -> str:
     return f"--{name}={value}"
 
 
-def train_simple_command(flags: dict, run: PlannedRun, cfg: RunConfig) -> list[str]:
-    """The command of one planned run; `cfg`: its config (`run_config`), whose loss a forwarded --loss becomes."""
-    args = {**flags, "model_size": run.model_size}
-    if run.ensemble is not None:
-        args["weak_ensemble"] = run.weak_ensemble
-    elif run.weak_model_size is not None:
-        args["weak_model_size"] = run.weak_model_size
-    if "loss" in args:
-        args["loss"] = cfg.loss
-    for name in ("early_stop", "unsup_epochs"):  # transfer runs' options (see run_config)
-        if name in args and getattr(cfg, name) is None:
-            args.pop(name)
-    if run.train_seed is not None:
-        args["train_seed"] = run.train_seed
-    if run.s2s is not None:
-        args["s2s_round"], args["s2s_total"] = run.s2s
-    if run.chain is not None:
-        args["bootstrap_chain"] = ",".join(run.chain)
-    if run.seed is not None:
-        args["seed"] = run.seed
+def train_simple_command(cfg: RunConfig) -> list[str]:
+    """The command of one planned run, derived from its config (`run_config`): every field that differs from
+    RunConfig's default becomes a flag, so the subprocess builds the same config (tests/test_sweep.py parses
+    the commands back as fire does)."""
     return [sys.executable, "-m", "weak_to_strong.cli", "train_simple"] + [
-        format_flag(k, v) for k, v in args.items()
+        format_flag(k, v) for k, v in changed_fields(cfg).items()
     ]
 
 
@@ -337,7 +326,7 @@ def resolve_run_configs(base: RunConfig, plan: list[PlannedRun],
     return configs
 
 
-def make_jobs(base: RunConfig, flags: dict, plan: list[PlannedRun], options: SweepOptions,
+def make_jobs(base: RunConfig, plan: list[PlannedRun], options: SweepOptions,
               configs: dict[PlannedRun, ResolvedRun] | None = None) -> list[executors.Job]:
     """What the executors run: commands (under torchrun for several GPUs per run), dependencies, logs.
     `configs`: the plan's resolved runs, if already at hand (`resolve_run_configs`)."""
@@ -349,7 +338,7 @@ def make_jobs(base: RunConfig, flags: dict, plan: list[PlannedRun], options: Swe
         cfg = replace(run_config(base, run), n_docs=resolved.config.n_docs, n_test_docs=resolved.config.n_test_docs)
         jobs.append(executors.Job(
             key=run, label=run.label,
-            command=executors.with_torchrun(train_simple_command(flags, run, cfg), options.gpus_per_run),
+            command=executors.with_torchrun(train_simple_command(cfg), options.gpus_per_run),
             log_path=results.slurm_log_dir(resolved) if options.executor == "slurm"
             else results.sweep_log_path(resolved),
             needs=dependencies(run),
@@ -410,7 +399,7 @@ def run_sweep(model_sizes, **flags) -> list[dict]:
     results.check_folder_path(base.results_folder)
     plan = plan_sweep(sizes, options.seeds, options.bootstrap, options.ensemble_seeds, base.seed, options.s2s_rounds)
     configs = resolve_run_configs(base, plan, planning_device(options.executor, options.slurm_cluster))
-    jobs = make_jobs(base, flags, plan, options, configs)
+    jobs = make_jobs(base, plan, options, configs)
     if options.dry_run:
         print_plan(jobs, options)
         return []
