@@ -251,6 +251,20 @@ def test_measure_writes_the_tables_and_figure_for_every_pair(tmp_path):
     assert md.read_text() == text and png.stat().st_size > 10_000
 
 
+@pytest.mark.slow
+def test_measure_with_linear_probes_trains_every_run_as_a_probe_at_its_rungs_probe_lr(tmp_path):
+    from weak_to_strong.testbed.__main__ import default_folder
+    from weak_to_strong.testbed.report import run_measurement
+
+    assert default_folder(None, "testbed", True) == "results/testbed_lp"
+    assert default_folder(None, "testbed", False) == "results/testbed" and default_folder("x", "testbed", True) == "x"
+    text = run_measurement(str(tmp_path), seeds=[0], linear_probe=True)
+    assert "| tb-s → tb-xl | 1 |" in text and "| tb-s → tb-xl | logconf |" in text
+    runs, _ = readers.load_runs(tmp_path)
+    assert len(runs) > 20 and all(run["linear_probe"] is True for run in runs)
+    assert all(run["lr"] == ladder.rung(run["model_size"]).probe_lr for run in runs)  # twins: their rung's rate
+
+
 def test_testbed_registry_entries_say_what_the_corpus_holds_what_is_asked_and_why_weak_models_err():
     from weak_to_strong.datasets import DATASETS
 
