@@ -308,3 +308,15 @@ def test_methods_gain_is_paired_by_seed():
     other = [{"seed": s, "weak_acc": 0.8, "strong_acc": 1.0, "transfer_acc": t} for s, t in ((0, 0.92), (1, 0.99))]
     mean, se = paired_pgr_gain(other, xent)  # +0.1 and +0.2
     assert mean == pytest.approx(0.15) and se == pytest.approx(0.05)
+
+
+def test_pretraining_throughput_row_of_the_smallest_rung():
+    from weak_to_strong.testbed.throughput import format_rows, measure_rung
+
+    row = measure_rung("tb-s", steps=3, warmup=1)
+    assert row["rung"] == "tb-s" and row["compile"] is False and row["steps"] == 3
+    assert row["non_embedding_params"] == 12_768  # 1 layer x width 32 (README's ladder table)
+    assert 0 < row["mfu"] <= row["mfu_model_steps_only"] < 1 and 0 < row["data_share"] < 1
+    assert row["real_tokens_per_s"] > 1000
+    line = format_rows([row]).splitlines()[1]
+    assert line.startswith("tb-s    no ") and "%" in line

@@ -7,7 +7,7 @@
     python -m weak_to_strong.testbed measure --linear_probe=True   # heads on frozen features, into results/testbed_lp
     python -m weak_to_strong.testbed methods --seeds=0,1,2 [--losses=xent,window] [--linear_probe=True]
     python -m weak_to_strong.testbed report [RESULTS_FOLDER]
-    python -m weak_to_strong.testbed throughput [--steps=60] [--out=FILE.json]   # pretraining MFU per rung
+    python -m weak_to_strong.testbed throughput [--steps=60] [--out=FILE.json] [--compile=True]   # pretraining MFU
     python -m weak_to_strong.testbed tune_lr [--seeds=10,11,12,13,14] [--linear_probe=True]   # lr per rung, on ground truth
 """
 
@@ -86,11 +86,12 @@ def report(results_folder: str = "results/testbed", ds_name: str = "testbed_know
     print(write_report(results_folder, ds_name))
 
 
-def throughput(steps: int = 60, out: str | None = None) -> None:
-    """Time `steps` pretraining steps of each rung; print tokens/s, MFU against the measured matmul peak."""
+def throughput(steps: int = 60, out: str | None = None, compile: bool = False) -> None:
+    """Time `steps` pretraining steps of each rung; print tokens/s, MFU against the measured matmul peak.
+    --compile=True: the step through torch.compile (builds stay eager)."""
     from weak_to_strong.testbed.throughput import format_rows, measure_ladder
 
-    print(format_rows(measure_ladder(steps, out)))
+    print(format_rows(measure_ladder(steps, out, bool(compile))))
 
 
 def tune_lr(seeds="10,11,12,13,14", results_folder: str | None = None, ds_name: str = "testbed_knowledge",

@@ -1,11 +1,13 @@
 """Pretraining throughput of each ladder rung, measured as the benchmark measures training (bench.py).
 
-    python -m weak_to_strong.testbed throughput [--steps=60] [--out=bench/testbed-pretraining.json]
+    python -m weak_to_strong.testbed throughput [--steps=60] [--out=bench/testbed-pretraining.json] [--compile=True]
 
 MFU = 6 x non-embedding parameters x real (non-padding) tokens per second,
 over the higher of the fp32 matmul peaks measured just before and just after
 the timed steps, in the same process. The share of a step spent drawing and
-packing documents (Python) is reported beside it.
+packing documents (Python) is reported beside it. `compile` times the step through
+`torch.compile` (its compilation falls in the untimed warm-up); the ladder's builds stay eager, so
+their weights match the shipped ones bit for bit.
 """
 
 from __future__ import annotations
@@ -23,22 +25,23 @@ from weak_to_strong.testbed.pretrain import corpus_batches, make_optimizer, trai
 from weak_to_strong.planner import non_embedding_params
 
 
-def measure_rung(name: str, steps: int, warmup: int = 10) -> dict:
+def measure_rung(name: str, steps: int, warmup: int = 10, compile: bool = False) -> dict:
     spec, tokenizer = rung(name), make_tokenizer()
     vocab = tokenizer.get_vocab()
     eos = vocab[tokenizer.eos_token]
     model = init_model(name, len(vocab), eos).train()
     opt = make_optimizer(model, spec.lr)
+    step_model = torch.compile(model) if compile else model
     batches = corpus_batches(make_doc_source(vocab), replace(spec.settings(), steps=steps + warmup), pad_id=eos)
     for _ in range(warmup):
-        train_step(model, opt, next(batches))
+        train_step(step_model, opt, next(batches))
     peak_before = measure_matmul_peak(torch.device("cpu"), torch.float32)
     data_seconds, step_seconds, tokens = 0.0, 0.0, 0
     for _ in range(steps):
         start = time.perf_counter()
         batch = next(batches)
         drawn = time.perf_counter()
-        train_step(model, opt, batch)
+        train_step(step_model, opt, batch)
         data_seconds += drawn - start
         step_seconds += time.perf_counter() - drawn
         tokens += batch.real_tokens
@@ -49,20 +52,21 @@ def measure_rung(name: str, steps: int, warmup: int = 10) -> dict:
     return {"rung": name, "n_layer": spec.n_layer, "n_embd": spec.n_embd, "non_embedding_params": n_params,
             "steps": steps, "real_tokens_per_s": tokens / wall, "matmul_peak_flops": peak,
             "mfu": flops / wall / peak, "mfu_model_steps_only": flops / step_seconds / peak,
-            "data_share": data_seconds / wall, "threads": torch.get_num_threads()}
+            "data_share": data_seconds / wall, "threads": torch.get_num_threads(), "compile": compile}
 
 
-def measure_ladder(steps: int = 60, out: str | None = None) -> list[dict]:
-    rows = [measure_rung(name, steps) for name in LADDER]
+def measure_ladder(steps: int = 60, out: str | None = None, compile: bool = False) -> list[dict]:
+    rows = [measure_rung(name, steps, compile=compile) for name in LADDER]
     if out:
         Path(out).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=2))
     return rows
 
 
 def format_rows(rows: list[dict]) -> str:
-    lines = ["rung    params   tokens/s   MFU    MFU (steps only)   data share"]
+    lines = ["rung    compiled  params   tokens/s   MFU    MFU (steps only)   data share"]
     for r in rows:
-        lines.append(f"{r['rung']:<7} {r['non_embedding_params']:>7,} {r['real_tokens_per_s']:>9,.0f}  "
+        lines.append(f"{r['rung']:<7} {'yes' if r.get('compile') else 'no':<9} {r['non_embedding_params']:>7,} "
+                     f"{r['real_tokens_per_s']:>9,.0f}  "
                      f"{100 * r['mfu']:5.1f}%  {100 * r['mfu_model_steps_only']:5.1f}%  "
                      f"{100 * r['data_share']:9.1f}%")
     return "\n".join(lines)
