@@ -378,12 +378,12 @@ def is_transfer(cfg: RunConfig) -> bool:
 def with_defaults(cfg: RunConfig) -> RunConfig:
     """lr, optim and lora_rank filled in from the model registry, balance from the dataset's, where not given."""
     spec = get_model_spec(cfg.model_size)
-    return replace(cfg, lr=default_lr(cfg, spec) if cfg.lr is None else float(cfg.lr),
+    return replace(cfg, lr=registry_lr(cfg, spec) if cfg.lr is None else float(cfg.lr),
                    optim=spec.default_optimizer if cfg.optim is None else cfg.optim,
                    lora_rank=lora_rank(cfg), balance=balance(cfg))
 
 
-def default_lr(cfg: RunConfig, spec) -> float:
+def registry_lr(cfg: RunConfig, spec) -> float:
     """The registry's learning rate for the run: its linear-probe rate under --linear_probe, where it has one."""
     return spec.probe_lr if cfg.linear_probe and spec.probe_lr is not None else spec.default_lr
 
