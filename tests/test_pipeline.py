@@ -369,3 +369,23 @@ def test_weak_labels_are_disjoint_from_the_weak_models_training_half_and_the_tes
     assert set(seen["toy-large"].train["id"]) == labelled  # the student trains on exactly the labelled half
     assert set(seen["toy-large"].test["id"]) == test
     assert set(readers.read_predictions(results.run_dir(gt))["id"]) == test
+
+
+def test_built_in_splits_are_loaded_once_per_process_and_file_datasets_every_time(tmp_path, monkeypatch):
+    from weak_to_strong import pipeline
+
+    calls = []
+    real = pipeline.load_dataset
+    monkeypatch.setattr(pipeline, "load_dataset", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    pipeline.load_built_in_splits.cache_clear()
+    cfg = RunConfig(ds_name="synthetic", n_docs=40, n_test_docs=20, seed=3)
+    first, second = pipeline.load_splits(cfg), pipeline.load_splits(cfg)
+    assert calls == ["synthetic"] and first is not second and first["train"] is second["train"]
+    first["train"] = None  # a caller's dict is its own
+    assert pipeline.load_splits(cfg)["train"] is second["train"]
+    pipeline.load_splits(RunConfig(ds_name="synthetic", n_docs=40, n_test_docs=20, seed=4))
+    assert calls == ["synthetic", "synthetic"]  # another seed: other rows
+    write_boolq_copy(tmp_path / "data", 12, 6)
+    boolq = RunConfig(ds_name="boolq", data_dir=str(tmp_path / "data"), n_docs=12, n_test_docs=6)
+    pipeline.load_splits(boolq), pipeline.load_splits(boolq)
+    assert calls[2:] == ["boolq", "boolq"]  # read from files: read every time
