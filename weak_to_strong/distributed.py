@@ -157,6 +157,10 @@ class DataParallel:
         return self.unwrap(model).state_dict()
 
 
+ONE_PROCESS = DataParallel()
+"""A process that is the whole run (no torchrun): the default of every function that takes a `dp`."""
+
+
 FSDP_OPTIMIZERS = ("adam",)
 """Optimizers that can step FSDP2's sharded parameters (DTensors); transformers' Adafactor cannot."""
 

@@ -7,10 +7,9 @@ from tqdm.auto import tqdm
 
 from weak_to_strong.batching import (DocumentLayout, Examples, chunk_by_tokens, lay_out_documents, sort_by_length,
                                     split_chunks)
-from weak_to_strong.distributed import DataParallel
+from weak_to_strong.distributed import ONE_PROCESS, DataParallel
 from weak_to_strong.precision import autocast
 
-ONE_PROCESS = DataParallel()
 CPU_EVAL_BATCH_BYTES = 16 * 2**20
 """On CPU, eval batches whose MLP activations (4 x hidden floats per token) outgrow ~16 MB fall out of
 cache and run slower: 65% of the matmul peak at 4096 tokens of a width-256 model, 42% at 32768."""

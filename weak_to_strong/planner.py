@@ -21,9 +21,8 @@ import torch
 
 from weak_to_strong.batching import (DocumentLayout, Examples, RowPacking, lay_out_documents, plan_minibatches,
                                     sort_by_length, split_chunks, split_for_packing)
-from weak_to_strong.distributed import DataParallel, Part
+from weak_to_strong.distributed import ONE_PROCESS, DataParallel, Part
 
-ONE_PROCESS = DataParallel()
 DEFAULT_MINIBATCH_TOKENS = 32 * 1024
 MINIBATCH_OVERHEAD = {"cpu": 2e8}
 """The fixed cost of one more minibatch (forward + backward), in parameter-tokens: divided by the model's

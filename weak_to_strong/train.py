@@ -11,13 +11,12 @@ from tqdm.auto import tqdm
 
 from weak_to_strong.batching import Examples, split_chunks
 from weak_to_strong.checks import check_finite_loss
-from weak_to_strong.distributed import DataParallel
+from weak_to_strong.distributed import ONE_PROCESS, DataParallel
 from weak_to_strong.names import LR_SCHEDULE_NAMES
 from weak_to_strong.eval import forward_documents
 from weak_to_strong.planner import DEFAULT_MINIBATCH_TOKENS, Minibatch, MinibatchPlanner, choose_planner
 from weak_to_strong.precision import make_grad_scaler
 
-ONE_PROCESS = DataParallel()
 LR_SCHEDULES = LR_SCHEDULE_NAMES  # the schedules make_scheduler knows; defined in names.py for config.py
 
 
