@@ -269,6 +269,9 @@ def test_measure_writes_the_tables_and_figure_for_every_pair(tmp_path):
         assert f"| {weak} → {strong} | 1 |" in text  # effect table row
         assert f"| {weak} → {strong} | logconf |" in text  # control table row
     assert "gap < 0.05: PGR is noise" in text  # tb-l -> tb-xl: both know every fact
+    row = next(line for line in text.splitlines() if line.startswith("| tb-s → tb-xl | 1 |"))
+    fit = [float(x) for x in row.split("|")[10].split("/")]  # test log-loss: ceiling / xent / logconf student
+    assert len(fit) == 3 and all(0 < x < 0.7 for x in fit)  # read from the runs' summaries, not left out
     md, png = readers.testbed_report_paths(tmp_path / "plots", "testbed_knowledge")
     assert md.read_text() == text and png.stat().st_size > 10_000
 

@@ -128,6 +128,8 @@ def pair_rows_from_runs(runs: list[dict]) -> tuple[list[dict], list[str]]:
                      "weak_acc": weak["accuracy"], "strong_acc": ceiling["accuracy"],
                      "transfer_acc": transfer["accuracy"], "weak_auroc": weak.get("auroc", math.nan),
                      "strong_auroc": ceiling.get("auroc", math.nan), "transfer_auroc": transfer.get("auroc", math.nan),
+                     "strong_log_loss": ceiling.get("log_loss", math.nan),
+                     "transfer_log_loss": transfer.get("log_loss", math.nan),
                      "setting": run_setting(transfer, weak),
                      "weak_error_agreement": weak_error_agreement(weak["path"], transfer["path"]),
                      "path": transfer["path"]})
@@ -215,7 +217,8 @@ def aggregate_group(key: tuple, group: list[dict]) -> dict:
            "loss": loss, "n_seeds": len(group)}
     for name in ("weak_acc", "strong_acc", "transfer_acc"):
         row[name], row[f"{name}_se"] = mean_se([r[name] for r in group])
-    row["weak_error_agreement"], row["weak_error_agreement_se"] = mean_se(known(group, "weak_error_agreement"))
+    for name in ("weak_error_agreement", "strong_log_loss", "transfer_log_loss"):  # NaN-free seeds only
+        row[name], row[f"{name}_se"] = mean_se(known(group, name))
     kept = seed_pgrs(group, "acc")
     row["pgr"], row["pgr_se"] = mean_se(kept)
     row["n_pgr_seeds"] = len(kept)

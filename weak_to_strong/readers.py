@@ -112,7 +112,7 @@ def find_run_dirs(root: Path) -> list[Path]:
 
 def read_run(path: Path) -> dict:
     """One finished run as a table row: its config fields, `weak_model_size` (None for ground truth), accuracy,
-    auroc (NaN where the summary has none), path."""
+    auroc and log_loss (NaN where the summary has none), path."""
     if not (path / CONFIG_FILE).exists():
         raise ValueError(f"no {CONFIG_FILE}")
     config = read_json_file(path / CONFIG_FILE)
@@ -125,7 +125,8 @@ def read_run(path: Path) -> dict:
         raise ValueError(f"unfinished (no {SUMMARY_FILE})")
     summary = read_summary(path)
     return {**config, "weak_model_size": config.get("weak_model_size"), "weak_model": config.get("weak_model"),
-            "accuracy": float(summary["accuracy"]), "auroc": number_or_nan(summary.get("auroc")), "path": str(path)}
+            "accuracy": float(summary["accuracy"]), "auroc": number_or_nan(summary.get("auroc")),
+            "log_loss": number_or_nan(summary.get("log_loss")), "path": str(path)}
 
 
 def number_or_nan(value) -> float:

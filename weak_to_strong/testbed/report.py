@@ -77,7 +77,8 @@ def summarize(group: list[dict]) -> dict:
     first = group[0]
     row = plot.aggregate_group((first["ds_name"], "", first["weak_model_size"], first["strong_model_size"],
                                 first["loss"]), group)
-    names = ("weak_acc", "strong_acc", "transfer_acc", "weak_error_agreement", "pgr")
+    names = ("weak_acc", "strong_acc", "transfer_acc", "weak_error_agreement", "pgr", "strong_log_loss",
+             "transfer_log_loss")
     return {"n": row["n_seeds"], **{name: (row[name], row[f"{name}_se"]) for name in names}}
 
 
@@ -102,7 +103,8 @@ def pretrained_pairs() -> list[tuple[str, str]]:
 
 def effect_table(groups: dict) -> str:
     header = ["weak → strong", "seeds", "weak floor", "ceiling", "xent transfer", "xent PGR", "logconf transfer",
-              "logconf PGR", "agrees on weak errors (xent / logconf)", "note"]
+              "logconf PGR", "agrees on weak errors (xent / logconf)",
+              "test log-loss: ceiling / xent / logconf student", "note"]
     rows = []
     for weak, strong in pretrained_pairs():
         got = {loss: summarize(groups[(weak, strong, loss)]) for loss in LOSSES if (weak, strong, loss) in groups}
@@ -112,6 +114,8 @@ def effect_table(groups: dict) -> str:
         rows.append([f"{weak} → {strong}", x["n"], fmt(x["weak_acc"]), fmt(x["strong_acc"]), fmt(x["transfer_acc"]),
                      fmt(x["pgr"], 2), fmt(lc["transfer_acc"]) if lc else "—", fmt(lc["pgr"], 2) if lc else "—",
                      f"{fmt(x['weak_error_agreement'], 2)} / {fmt(lc['weak_error_agreement'], 2) if lc else '—'}",
+                     f"{fmt(x['strong_log_loss'], 2)} / {fmt(x['transfer_log_loss'], 2)} / "
+                     f"{fmt(lc['transfer_log_loss'], 2) if lc else '—'}",
                      "" if has_gap(groups, weak, strong) else f"gap < {MIN_GAP:.2f}: PGR is noise"])
     return plot.markdown_grid(header, rows)
 
