@@ -5,15 +5,11 @@ from __future__ import annotations
 import functools
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
+from weak_to_strong.batching import RowPacking
 from weak_to_strong.models import ModelSpec, get_model_spec, pick_dtype, resolve_model_path
-
-if TYPE_CHECKING:
-    from weak_to_strong.batching import RowPacking
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -73,8 +69,6 @@ class TransformerWithHead(nn.Module):
         attention span (`batching.RowPacking`) is `attention_span_per_width` x the
         model's width. The trainer asks this instead of reading the backbone's config.
         """
-        from weak_to_strong.batching import RowPacking  # batching loads `datasets`: only when asked
-
         if not supports_packing(self):
             return None
         config = self.backbone.config

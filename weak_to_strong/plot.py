@@ -22,6 +22,7 @@ transfer_acc, setting; from runs also their AUROCs) that `aggregate_pgr` turns i
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import statistics
@@ -112,6 +113,8 @@ def pair_rows_from_runs(runs: list[dict]) -> tuple[list[dict], list[str]]:
     ceiling, and a note per transfer run left out because a floor or ceiling is missing."""
     ground_truth = [r for r in runs if is_ground_truth(r)]
     by_key = {result_key(r): r for r in ground_truth}
+    # A floor's predictions serve every transfer run it supervised: read each file once.
+    read_predictions = functools.lru_cache(maxsize=None)(lambda path: readers.read_predictions(Path(path)))
     rows, notes = [], []
     for transfer in (r for r in runs if not is_ground_truth(r)):
         weak = by_key.get(result_key(floor_config(transfer["weak_model"])))
@@ -131,16 +134,17 @@ def pair_rows_from_runs(runs: list[dict]) -> tuple[list[dict], list[str]]:
                      "strong_log_loss": ceiling.get("log_loss", math.nan),
                      "transfer_log_loss": transfer.get("log_loss", math.nan),
                      "setting": run_setting(transfer, weak),
-                     "weak_error_agreement": weak_error_agreement(weak["path"], transfer["path"]),
+                     "weak_error_agreement": weak_error_agreement(weak["path"], transfer["path"], read_predictions),
                      "path": transfer["path"]})
     return rows, notes
 
 
-def weak_error_agreement(weak_path: str, transfer_path: str) -> float:
+def weak_error_agreement(weak_path: str, transfer_path: str, read_predictions=None) -> float:
     """On the test documents the weak model gets wrong, the share where the student gives the same (wrong)
     answer: 1 means it imitated every error, 0 that it corrected every one. NaN without predictions.
     (metrics.agreement, which also writes it into a transfer run's summary, on the kept predictions.)"""
-    weak, student = readers.read_predictions(Path(weak_path)), readers.read_predictions(Path(transfer_path))
+    read = read_predictions or (lambda path: readers.read_predictions(Path(path)))
+    weak, student = read(weak_path), read(transfer_path)
     if weak is None or student is None:
         return math.nan
     return metrics.agreement(weak, student)["agreement_on_weak_errors"]

@@ -249,15 +249,15 @@ def run_config(base: RunConfig, run: PlannedRun) -> RunConfig:
                    s2s_round=s2s_round, s2s_total=s2s_total)
 
 
-def changed_fields(cfg: RunConfig) -> dict:
-    """The fields of a config that differ from RunConfig's defaults, in field order."""
-    return {f.name: getattr(cfg, f.name) for f in fields(RunConfig) if getattr(cfg, f.name) != f.default}
-
-
 def explicit_flags(flags: dict) -> dict:
-    """The flags that differ from RunConfig's defaults: the ones worth forwarding."""
+    """The flags that differ from RunConfig's defaults (unknown names kept, for RunConfig to refuse)."""
     defaults = {f.name: f.default for f in fields(RunConfig)}
     return {k: v for k, v in flags.items() if k not in defaults or v != defaults[k]}
+
+
+def changed_fields(cfg: RunConfig) -> dict:
+    """The fields of a config that differ from RunConfig's defaults, in field order."""
+    return explicit_flags({f.name: getattr(cfg, f.name) for f in fields(RunConfig)})
 
 
 def check_forwarded_flags(flags: dict, options: SweepOptions) -> None:
