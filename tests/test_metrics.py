@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from weak_to_strong.metrics import agreement, auroc, ece, log_loss, predicted_class, summary_metrics
+from weak_to_strong.metrics import agreement, auroc, base_rate_shift, ece, log_loss, predicted_class, summary_metrics
 
 
 def test_auroc_counts_ranked_pairs_and_ties_as_half():
@@ -42,6 +42,15 @@ def test_log_loss_is_the_mean_cross_entropy_and_tells_an_unmoved_head_from_a_fit
     assert log_loss(fitted, labels) == pytest.approx(-(math.log(0.9) + math.log(0.8) * 2 + math.log(0.9)) / 4)
     assert log_loss([1.0], [0]) == pytest.approx(-math.log(1e-12))  # clipped: finite
     assert math.isnan(log_loss([], []))
+
+
+def test_base_rate_shift_is_the_predicted_minus_the_true_share_of_class_one():
+    labels = [1, 1, 0, 0]
+    assert base_rate_shift([0.9, 0.8, 0.2, 0.1], labels) == 0.0  # right everywhere
+    assert base_rate_shift([0.9, 0.2, 0.8, 0.1], labels) == 0.0  # two errors that cancel: no shift
+    assert base_rate_shift([0.51, 0.52, 0.53, 0.1], labels) == pytest.approx(0.25)  # tiny logits, one side
+    assert base_rate_shift([0.5, 0.4, 0.3, 0.1], labels) == pytest.approx(-0.5)  # a tie says 0
+    assert math.isnan(base_rate_shift([], []))
 
 
 def test_a_tie_predicts_class_zero_as_accuracy_does():

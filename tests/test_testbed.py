@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import Counter
 from pathlib import Path
@@ -260,6 +261,37 @@ def test_control_pgr_is_a_share_of_the_pretrained_pairs_gap():
     assert mean == pytest.approx(0.0) and se == pytest.approx(0.5)
 
 
+def test_inheritance_fits_the_students_base_rate_shift_on_the_weak_models():
+    from weak_to_strong.testbed.report import inheritance
+
+    def row(seed, weak_shift, student_shift, transfer_acc=0.9):
+        return {"seed": seed, "weak_acc": 0.8, "transfer_acc": transfer_acc, "weak_base_rate_shift": weak_shift,
+                "transfer_base_rate_shift": student_shift}
+
+    amplified = [row(0, 0.02, 0.06), row(1, -0.04, -0.12), row(2, 0.06, 0.18, transfer_acc=0.75),
+                 row(3, math.nan, 0.5)]  # seed 3 kept no predictions: left out of the fit, not of the floor count
+    found = inheritance(amplified)
+    assert found["slope"] == pytest.approx(3.0) and found["r"] == pytest.approx(1.0)
+    assert found["weak"][0] == pytest.approx(0.04) and found["student"][0] == pytest.approx(0.12)
+    assert found["below_floor"] == [2]
+    too_few = inheritance(amplified[:2])
+    assert math.isnan(too_few["slope"]) and math.isnan(too_few["r"])
+    unmoved = inheritance([row(0, 0.02, 0.0), row(1, -0.04, 0.0), row(2, 0.06, 0.0)])  # resists every shift
+    assert math.isnan(unmoved["r"]) and unmoved["student"][0] == 0.0
+
+
+def test_pair_rows_carry_each_models_base_rate_shift_from_its_predictions(tmp_path):
+    from weak_to_strong.plot import base_rate_shift
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / readers.PREDICTIONS_FILE).write_text(json.dumps({"id": [0, 1, 2, 3], "prob": [0.6, 0.7, 0.8, 0.2],
+                                                            "label": [1, 0, 0, 0]}))
+    read = lambda path: readers.read_predictions(Path(path))  # noqa: E731
+    assert base_rate_shift(str(run), read) == pytest.approx(0.5)
+    assert math.isnan(base_rate_shift(str(tmp_path / "none"), read))
+
+
 @pytest.mark.slow
 def test_measure_writes_the_tables_and_figure_for_every_pair(tmp_path):
     from weak_to_strong.testbed.report import run_measurement
@@ -272,6 +304,10 @@ def test_measure_writes_the_tables_and_figure_for_every_pair(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| tb-s → tb-xl | 1 |"))
     fit = [float(x) for x in row.split("|")[10].split("/")]  # test log-loss: ceiling / xent / logconf student
     assert len(fit) == 3 and all(0 < x < 0.7 for x in fit)  # read from the runs' summaries, not left out
+    inherited = next(line for line in text.split("base-rate shift, inherited")[1].splitlines()
+                     if line.startswith("| tb-s → tb-xl | xent | 1 |"))
+    weak_shift, student_shift = (float(c) for c in inherited.split("|")[4:6])  # one seed: no ± and no fit
+    assert 0 <= weak_shift < 0.2 and 0 <= student_shift < 0.2 and inherited.split("|")[6].strip() == "—"
     md, png = readers.testbed_report_paths(tmp_path / "plots", "testbed_knowledge")
     assert md.read_text() == text and png.stat().st_size > 10_000
 

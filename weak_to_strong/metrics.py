@@ -76,6 +76,16 @@ def log_loss(probs: list[float], labels: list[int]) -> float:
     return -sum(math.log(clip(p) if y else 1.0 - clip(p)) for p, y in zip(probs, labels, strict=True)) / len(probs)
 
 
+def base_rate_shift(probs: list[float], labels: list[int]) -> float:
+    """The share of documents predicted 1 minus the share labelled 1: how far a model's predicted class
+    prior sits from the truth, whatever it gets right. A student fine-tuned for a few steps on weak labels
+    inherits its supervisor's shift (sign included), which can cost it far more accuracy than the supervisor
+    lost. NaN without predictions."""
+    if not probs:
+        return math.nan
+    return (sum(predicted_class(p) for p in probs) - sum(labels)) / len(probs)
+
+
 def agreement(weak: dict, student: dict) -> dict[str, float]:
     """How often the student predicts the class its weak supervisor predicts, on the test documents both have
     (matched by id): overall, and on the documents the weak model gets wrong (1: it repeats every error,

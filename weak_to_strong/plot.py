@@ -135,6 +135,8 @@ def pair_rows_from_runs(runs: list[dict]) -> tuple[list[dict], list[str]]:
                      "transfer_log_loss": transfer.get("log_loss", math.nan),
                      "setting": run_setting(transfer, weak),
                      "weak_error_agreement": weak_error_agreement(weak["path"], transfer["path"], read_predictions),
+                     "weak_base_rate_shift": base_rate_shift(weak["path"], read_predictions),
+                     "transfer_base_rate_shift": base_rate_shift(transfer["path"], read_predictions),
                      "path": transfer["path"]})
     return rows, notes
 
@@ -148,6 +150,12 @@ def weak_error_agreement(weak_path: str, transfer_path: str, read_predictions=No
     if weak is None or student is None:
         return math.nan
     return metrics.agreement(weak, student)["agreement_on_weak_errors"]
+
+
+def base_rate_shift(run_path: str, read_predictions) -> float:
+    """metrics.base_rate_shift of a run's kept test predictions; NaN without them."""
+    found = read_predictions(run_path)
+    return math.nan if found is None else metrics.base_rate_shift(found["prob"], found["label"])
 
 
 # ---------------------------------------------------------------- aggregation

@@ -15,6 +15,7 @@ ceiling, so the two PGRs are shares of the same gap.
 from __future__ import annotations
 
 import math
+import statistics
 
 from weak_to_strong import plot, readers
 from weak_to_strong.metrics import pgr
@@ -137,6 +138,41 @@ def control_table(groups: dict) -> str:
     return plot.markdown_grid(header, rows)
 
 
+def inheritance(group: list[dict]) -> dict:
+    """How a pair's students take on the weak model's base-rate shift (metrics.base_rate_shift, on the test
+    set), over its seeds: the mean absolute shift of each, the least-squares slope and correlation of the
+    student's shift on the weak model's (NaN under three seeds or without variation), and the seeds where
+    the student ends below its weak floor."""
+    pairs = [(r["weak_base_rate_shift"], r["transfer_base_rate_shift"]) for r in group
+             if not math.isnan(r["weak_base_rate_shift"]) and not math.isnan(r["transfer_base_rate_shift"])]
+    weak, student = [w for w, _ in pairs], [t for _, t in pairs]
+    slope = r = math.nan
+    if len(pairs) >= 3 and len(set(weak)) > 1 and len(set(student)) > 1:
+        slope = statistics.linear_regression(weak, student).slope
+        r = statistics.correlation(weak, student)
+    return {"weak": plot.mean_se([abs(w) for w in weak]), "student": plot.mean_se([abs(t) for t in student]),
+            "slope": slope, "r": r, "below_floor": sorted(row["seed"] for row in group
+                                                       if row["transfer_acc"] < row["weak_acc"])}
+
+
+def inheritance_table(groups: dict) -> str:
+    header = ["weak → strong", "loss", "seeds", "base-rate shift, mean absolute: weak model", "student", "slope (student on weak)",
+              "correlation", "seeds below the weak floor"]
+    rows = []
+    for weak, strong in pretrained_pairs():
+        if not has_gap(groups, weak, strong):
+            continue
+        for loss in LOSSES:
+            group = groups.get((weak, strong, loss))
+            if not group:
+                continue
+            found = inheritance(group)
+            rows.append([f"{weak} → {strong}", loss, len(group), fmt(found["weak"]), fmt(found["student"]),
+                         fmt((found["slope"], math.nan), 2), fmt((found["r"], math.nan), 2),
+                         ", ".join(map(str, found["below_floor"])) or "none"])
+    return plot.markdown_grid(header, rows)
+
+
 def plot_pgr(groups: dict, ds_name: str):
     """PGR against the strong rung, a line per weak rung; solid: pretrained student, dashed: its random twin."""
     import matplotlib
@@ -192,7 +228,8 @@ def write_report(results_folder: str, ds_name: str = QUICKSTART_TASK) -> str:
     """Markdown tables and the PGR figure under RESULTS_FOLDER/plots; returns the tables."""
     groups = load_groups(results_folder, ds_name)
     text = (f"## {ds_name}: weak-to-strong on the pretrained ladder\n\n{effect_table(groups)}\n"
-            f"## {ds_name}: control, strong rungs with random weights\n\n{control_table(groups)}")
+            f"## {ds_name}: control, strong rungs with random weights\n\n{control_table(groups)}\n"
+            f"## {ds_name}: the weak model's base-rate shift, inherited\n\n{inheritance_table(groups)}")
     paths = readers.testbed_report_paths(readers.plots_dir(results_folder), ds_name)
     return write_tables_and_figure(results_folder, paths, text, plot_pgr(groups, ds_name))
 
