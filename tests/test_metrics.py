@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from weak_to_strong.metrics import agreement, auroc, base_rate_shift, ece, log_loss, predicted_class, summary_metrics
+from weak_to_strong.metrics import (agreement, auroc, base_rate_shift, ece, log_loss, predicted_class, prior_shift,
+                                   summary_metrics)
 
 
 def test_auroc_counts_ranked_pairs_and_ties_as_half():
@@ -51,6 +52,14 @@ def test_base_rate_shift_is_the_predicted_minus_the_true_share_of_class_one():
     assert base_rate_shift([0.51, 0.52, 0.53, 0.1], labels) == pytest.approx(0.25)  # tiny logits, one side
     assert base_rate_shift([0.5, 0.4, 0.3, 0.1], labels) == pytest.approx(-0.5)  # a tie says 0
     assert math.isnan(base_rate_shift([], []))
+
+
+def test_prior_shift_is_the_mean_probability_minus_the_true_share_of_class_one():
+    labels = [1, 1, 0, 0]
+    assert prior_shift([0.9, 0.8, 0.2, 0.1], labels) == pytest.approx(0.0)
+    assert prior_shift([0.51, 0.52, 0.53, 0.1], labels) == pytest.approx(-0.085)  # base rate +0.25: the signs differ
+    assert prior_shift([1.0, 1.0, 1.0, 0.6], labels) == pytest.approx(0.4)
+    assert math.isnan(prior_shift([], []))
 
 
 def test_a_tie_predicts_class_zero_as_accuracy_does():

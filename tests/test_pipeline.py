@@ -39,7 +39,11 @@ def test_ground_truth_run_writes_the_results_layout(tiny_flags):
     assert row["hard_label"] == int(row["soft_label"][1] > row["soft_label"][0])
     assert not any(p.startswith(".") for p in files_under(path))  # no temporary leftovers
     predictions = readers.read_predictions(path)
-    assert set(summary) == {"accuracy", "auroc", "ece", "log_loss"}  # a ground-truth run has no supervisor to agree with
+    # A ground-truth run has no supervisor to agree with; it says how far its labels' class prior is off.
+    assert set(summary) == {"accuracy", "auroc", "ece", "log_loss", "weak_labels_prior_shift"}
+    taught = sum(p[1] for p in weak["soft_label"]) / len(weak)
+    assert summary["weak_labels_prior_shift"] == pytest.approx(taught - sum(weak["gt_label"]) / len(weak), abs=1e-6)
+    assert readers.read_run(path)["weak_labels_prior_shift"] == summary["weak_labels_prior_shift"]
     assert summary["auroc"] == metrics.auroc(predictions["prob"], predictions["label"])
     assert summary["ece"] == metrics.ece(predictions["prob"], predictions["label"]) and 0 <= summary["ece"] <= 0.5
 

@@ -265,7 +265,7 @@ def test_inheritance_fits_the_students_base_rate_shift_on_the_weak_models():
     from weak_to_strong.testbed.report import inheritance
 
     def row(seed, weak_shift, student_shift, transfer_acc=0.9):
-        return {"seed": seed, "weak_acc": 0.8, "transfer_acc": transfer_acc, "weak_base_rate_shift": weak_shift,
+        return {"seed": seed, "weak_acc": 0.8, "transfer_acc": transfer_acc, "weak_labels_prior_shift": weak_shift,
                 "transfer_base_rate_shift": student_shift}
 
     amplified = [row(0, 0.02, 0.06), row(1, -0.04, -0.12), row(2, 0.06, 0.18, transfer_acc=0.75),
@@ -304,12 +304,13 @@ def test_measure_writes_the_tables_and_figure_for_every_pair(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| tb-s → tb-xl | 1 |"))
     fit = [float(x) for x in row.split("|")[10].split("/")]  # test log-loss: ceiling / xent / logconf student
     assert len(fit) == 3 and all(0 < x < 0.7 for x in fit)  # read from the runs' summaries, not left out
-    inherited = next(line for line in text.split("base-rate shift, inherited")[1].splitlines()
+    inherited = next(line for line in text.split("prior shift, inherited")[1].splitlines()
                      if line.startswith("| tb-s → tb-xl | xent | 1 |"))
     weak_shift, student_shift = (float(c) for c in inherited.split("|")[4:6])  # one seed: no ± and no fit
     assert 0 <= weak_shift < 0.2 and 0 <= student_shift < 0.2 and inherited.split("|")[6].strip() == "—"
     md, png = readers.testbed_report_paths(tmp_path / "plots", "testbed_knowledge")
     assert md.read_text() == text and png.stat().st_size > 10_000
+    assert readers.testbed_inheritance_path(tmp_path / "plots", "testbed_knowledge").stat().st_size > 10_000
 
 
 @pytest.mark.slow

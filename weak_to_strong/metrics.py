@@ -86,6 +86,14 @@ def base_rate_shift(probs: list[float], labels: list[int]) -> float:
     return (sum(predicted_class(p) for p in probs) - sum(labels)) / len(probs)
 
 
+def prior_shift(probs: list[float], labels: list[int]) -> float:
+    """The mean P(class 1) minus the share labelled 1: the class prior that soft labels teach, against the
+    truth. A student trained on them with a cross-entropy learns this prior first. NaN without predictions."""
+    if not probs:
+        return math.nan
+    return (sum(probs) - sum(labels)) / len(probs)
+
+
 def agreement(weak: dict, student: dict) -> dict[str, float]:
     """How often the student predicts the class its weak supervisor predicts, on the test documents both have
     (matched by id): overall, and on the documents the weak model gets wrong (1: it repeats every error,

@@ -480,10 +480,15 @@ def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, dp: Da
     check_predictions(test_probs, "test predictions")
     final = {"eval_accuracy": accuracy(test_probs, test_ex.labels)}
     logger.log({"final": True, "train_seconds": time.time() - start, **final})
+    labels_shift = {}
     if data.to_label is not None:
         to_label = Examples.from_dataset(data.to_label)
         probs = predict(to_label, desc="weak labels")
         check_predictions(probs, "weak labels")
+        # How far the labels' class prior is from the truth: a student that learns little more than the prior
+        # from them inherits this shift (the testbed report's third table).
+        labels_shift = {"weak_labels_prior_shift": metrics.prior_shift(
+            probs[:, 1].tolist(), column_list(data.to_label, "hard_label"))}
         if dp.is_main:
             results.save_weak_labels(make_weak_labels(data.to_label, probs), run_path / results.WEAK_LABELS_DIR)
     if cfg.save_model:
@@ -492,7 +497,8 @@ def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, dp: Da
             results.save_state_dict(state, run_path / results.MODEL_FILE)
     predictions = {"id": column_list(data.test, "id"), "prob": test_probs[:, 1].tolist(),
                    "label": column_list(data.test, "hard_label")}
-    summary = {"accuracy": final["eval_accuracy"], **metrics.summary_metrics(predictions, data.weak_predictions)}
+    summary = {"accuracy": final["eval_accuracy"], **metrics.summary_metrics(predictions, data.weak_predictions),
+               **labels_shift}
     if best is not None:
         summary["early_stop_epoch"] = best.epoch
     if dp.is_main:

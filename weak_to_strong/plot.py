@@ -135,7 +135,7 @@ def pair_rows_from_runs(runs: list[dict]) -> tuple[list[dict], list[str]]:
                      "transfer_log_loss": transfer.get("log_loss", math.nan),
                      "setting": run_setting(transfer, weak),
                      "weak_error_agreement": weak_error_agreement(weak["path"], transfer["path"], read_predictions),
-                     "weak_base_rate_shift": base_rate_shift(weak["path"], read_predictions),
+                     "weak_labels_prior_shift": weak.get("weak_labels_prior_shift", math.nan),
                      "transfer_base_rate_shift": base_rate_shift(transfer["path"], read_predictions),
                      "path": transfer["path"]})
     return rows, notes

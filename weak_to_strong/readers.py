@@ -112,7 +112,7 @@ def find_run_dirs(root: Path) -> list[Path]:
 
 def read_run(path: Path) -> dict:
     """One finished run as a table row: its config fields, `weak_model_size` (None for ground truth), accuracy,
-    auroc and log_loss (NaN where the summary has none), path."""
+    auroc, log_loss and weak_labels_prior_shift (NaN where the summary has none), path."""
     if not (path / CONFIG_FILE).exists():
         raise ValueError(f"no {CONFIG_FILE}")
     config = read_json_file(path / CONFIG_FILE)
@@ -126,7 +126,9 @@ def read_run(path: Path) -> dict:
     summary = read_summary(path)
     return {**config, "weak_model_size": config.get("weak_model_size"), "weak_model": config.get("weak_model"),
             "accuracy": float(summary["accuracy"]), "auroc": number_or_nan(summary.get("auroc")),
-            "log_loss": number_or_nan(summary.get("log_loss")), "path": str(path)}
+            "log_loss": number_or_nan(summary.get("log_loss")),
+            "weak_labels_prior_shift": number_or_nan(summary.get("weak_labels_prior_shift")),
+            "path": str(path)}
 
 
 def number_or_nan(value) -> float:
@@ -207,3 +209,8 @@ def testbed_methods_paths(out_dir: Path, ds_name: str) -> tuple[Path, Path]:
 def testbed_report_paths(out_dir: Path, ds_name: str) -> tuple[Path, Path]:
     """The testbed report's Markdown tables and PGR figure."""
     return Path(out_dir) / f"{ds_name}_testbed.md", Path(out_dir) / f"{ds_name}_testbed_pgr.png"
+
+
+def testbed_inheritance_path(out_dir: Path, ds_name: str) -> Path:
+    """The testbed report's second figure: each student's base-rate shift against its weak labels' prior shift."""
+    return Path(out_dir) / f"{ds_name}_testbed_inheritance.png"

@@ -139,12 +139,13 @@ def control_table(groups: dict) -> str:
 
 
 def inheritance(group: list[dict]) -> dict:
-    """How a pair's students take on the weak model's base-rate shift (metrics.base_rate_shift, on the test
-    set), over its seeds: the mean absolute shift of each, the least-squares slope and correlation of the
-    student's shift on the weak model's (NaN under three seeds or without variation), and the seeds where
-    the student ends below its weak floor."""
-    pairs = [(r["weak_base_rate_shift"], r["transfer_base_rate_shift"]) for r in group
-             if not math.isnan(r["weak_base_rate_shift"]) and not math.isnan(r["transfer_base_rate_shift"])]
+    """How a pair's students take on the class prior of the weak labels they train on, over its seeds: the
+    mean absolute prior shift of the labels (metrics.prior_shift) and base-rate shift of the student on the
+    test set (metrics.base_rate_shift), the least-squares slope and correlation of the student's shift on the
+    labels' (NaN under three seeds or without variation), and the seeds where the student ends below its
+    weak floor."""
+    pairs = [(r["weak_labels_prior_shift"], r["transfer_base_rate_shift"]) for r in group
+             if not math.isnan(r["weak_labels_prior_shift"]) and not math.isnan(r["transfer_base_rate_shift"])]
     weak, student = [w for w, _ in pairs], [t for _, t in pairs]
     slope = r = math.nan
     if len(pairs) >= 3 and len(set(weak)) > 1 and len(set(student)) > 1:
@@ -156,7 +157,7 @@ def inheritance(group: list[dict]) -> dict:
 
 
 def inheritance_table(groups: dict) -> str:
-    header = ["weak → strong", "loss", "seeds", "base-rate shift, mean absolute: weak model", "student", "slope (student on weak)",
+    header = ["weak → strong", "loss", "seeds", "weak labels' prior shift (mean absolute)", "student's base-rate shift (mean absolute)", "slope (student on labels)",
               "correlation", "seeds below the weak floor"]
     rows = []
     for weak, strong in pretrained_pairs():
@@ -208,6 +209,42 @@ def plot_pgr(groups: dict, ds_name: str):
     return fig
 
 
+def plot_inheritance(groups: dict, ds_name: str):
+    """Per seed, the student's base-rate shift against its weak labels' prior shift, a colour per strong rung, a panel per
+    loss; a cross where the student ended below its weak floor. On the diagonal a student copies the shift."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(LADDER)
+    fig, axes = plt.subplots(1, len(LOSSES), figsize=(5.2 * len(LOSSES), 4.4), sharex=True, sharey=True)
+    colors = plt.get_cmap("viridis")([i / max(1, len(names) - 1) for i in range(len(names))])
+    for ax, loss in zip(axes, LOSSES):
+        for weak, strong in pretrained_pairs():
+            group = groups.get((weak, strong, loss))
+            if not group or not has_gap(groups, weak, strong):
+                continue
+            color = colors[names.index(strong)]
+            for below in (False, True):
+                rows = [r for r in group if (r["transfer_acc"] < r["weak_acc"]) == below]
+                ax.scatter([r["weak_labels_prior_shift"] for r in rows], [r["transfer_base_rate_shift"] for r in rows],
+                           color=color, marker="x" if below else "o", s=40 if below else 22,
+                           label=None if below else f"{weak} → {strong}")
+        limit = max([abs(v) for v in ax.get_xlim() + ax.get_ylim()] + [0.05])
+        ax.plot([-limit, limit], [-limit, limit], color="gray", linestyle="--", linewidth=0.8)
+        ax.axhline(0, color="gray", linewidth=0.5)
+        ax.axvline(0, color="gray", linewidth=0.5)
+        ax.set_xlabel("weak labels' prior shift (mean P(1) − true share of class 1)")
+        ax.set_title(f"{loss} (x: student below its weak floor)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("student's base-rate shift (share predicted 1 − true share)")
+    axes[-1].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{ds_name}: students inherit their supervisor's class prior (one point per seed)")
+    fig.tight_layout()
+    return fig
+
+
 def load_groups(results_folder: str, ds_name: str) -> dict:
     groups = by_key(pair_table(results_folder, ds_name))
     if not groups:
@@ -229,9 +266,12 @@ def write_report(results_folder: str, ds_name: str = QUICKSTART_TASK) -> str:
     groups = load_groups(results_folder, ds_name)
     text = (f"## {ds_name}: weak-to-strong on the pretrained ladder\n\n{effect_table(groups)}\n"
             f"## {ds_name}: control, strong rungs with random weights\n\n{control_table(groups)}\n"
-            f"## {ds_name}: the weak model's base-rate shift, inherited\n\n{inheritance_table(groups)}")
-    paths = readers.testbed_report_paths(readers.plots_dir(results_folder), ds_name)
-    return write_tables_and_figure(results_folder, paths, text, plot_pgr(groups, ds_name))
+            f"## {ds_name}: the weak labels' prior shift, inherited\n\n{inheritance_table(groups)}")
+    out_dir = readers.plots_dir(results_folder)
+    written = write_tables_and_figure(results_folder, readers.testbed_report_paths(out_dir, ds_name), text,
+                                      plot_pgr(groups, ds_name))
+    plot_inheritance(groups, ds_name).savefig(readers.testbed_inheritance_path(out_dir, ds_name), dpi=150)
+    return written
 
 
 # ---------------------------------------------------------------- methods: every loss of the registry, compared
