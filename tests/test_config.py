@@ -174,6 +174,16 @@ def test_balance_gets_its_own_folder_and_is_checked():
         RunConfig(balance="yes")
 
 
+def test_stratified_halves_are_named_only_when_on_and_checked():
+    assert config_name(RunConfig(stratify=False)) == GOLDEN_DEFAULT_NAME and "stratify" not in result_dict(RunConfig())
+    on = RunConfig(stratify=True)
+    assert config_name(on) == GOLDEN_DEFAULT_NAME + "-strat=1" and result_dict(on)["stratify"] is True
+    with pytest.raises(ValueError, match="--stratify must be True or False, got 'yes'"):
+        RunConfig(stratify="yes")
+    with pytest.raises(ValueError, match="--stratify must be True or False, got None"):
+        RunConfig(stratify=None)
+
+
 def test_doc_counts_are_lowered_to_what_the_dataset_gives():
     from weak_to_strong.config import with_doc_counts
 

@@ -417,6 +417,38 @@ def test_new_tasks_are_balanced_by_default(tmp_path):
     assert sorted(test["hard_label"]) == [0, 0, 0, 1, 1, 1]
 
 
+# ---------------------------------------------------------------- the two halves of the training documents
+
+@pytest.mark.parametrize("n_zero, n_one", [(253, 247), (30, 10), (7, 0), (1, 2)])
+def test_stratified_halves_have_the_reference_sizes_and_the_same_class_shares(n_zero, n_one):
+    from weak_to_strong.datasets import split_in_halves
+
+    labels = [0] * n_zero + [1] * n_one
+    ds = Dataset.from_dict({"id": list(range(len(labels))), "hard_label": labels})
+    first, second = split_in_halves(ds, seed=3, stratify=True)
+    reference = ds.train_test_split(test_size=0.5, seed=3)
+    assert (len(first), len(second)) == (len(reference["train"]), len(reference["test"]))
+    assert sorted(list(first["id"]) + list(second["id"])) == list(range(len(labels)))  # disjoint, nothing lost
+    for label, count in ((0, n_zero), (1, n_one)):
+        assert abs(list(first["hard_label"]).count(label) - list(second["hard_label"]).count(label)) <= 1, (label, count)
+    again = split_in_halves(ds, seed=3, stratify=True)
+    assert list(again[0]["id"]) == list(first["id"]) and list(again[1]["id"]) == list(second["id"])  # fixed for a seed
+    assert list(split_in_halves(ds, seed=4, stratify=True)[0]["id"]) != list(first["id"]) or len(ds) < 5
+
+
+def test_unstratified_halves_are_the_references_split_and_can_differ_in_class_share():
+    from weak_to_strong.datasets import split_in_halves
+
+    labels = [i % 2 for i in range(500)]
+    ds = Dataset.from_dict({"id": list(range(500)), "hard_label": labels})
+    first, second = split_in_halves(ds, seed=8)
+    reference = ds.train_test_split(test_size=0.5, seed=8)
+    assert list(first["id"]) == list(reference["train"]["id"]) and list(second["id"]) == list(reference["test"]["id"])
+    shares = [sum(list(half["hard_label"])) / len(half) for half in (first, second)]
+    strat = [sum(list(half["hard_label"])) / len(half) for half in split_in_halves(ds, seed=8, stratify=True)]
+    assert abs(shares[0] - shares[1]) > abs(strat[0] - strat[1]) == 0.0
+
+
 # ---------------------------------------------------------------- malformed local copies
 
 def write_jsonl(root, name: str, splits: tuple[str, ...], rows: list[dict]) -> None:

@@ -48,6 +48,21 @@ def test_ground_truth_run_writes_the_results_layout(tiny_flags):
     assert summary["ece"] == metrics.ece(predictions["prob"], predictions["label"]) and 0 <= summary["ece"] <= 0.5
 
 
+def test_a_stratified_run_labels_the_stratified_half_in_a_folder_of_its_own(tiny_flags):
+    from weak_to_strong.datasets import split_in_halves
+    from weak_to_strong.pipeline import load_splits
+
+    cfg = RunConfig(**tiny_flags, stratify=True)
+    run_train_simple(cfg)
+    assert results.run_dir(cfg).name.endswith("-strat=1") and results.run_dir(cfg) != results.run_dir(
+        RunConfig(**tiny_flags))
+    labelled = set(load_from_disk(str(results.run_dir(cfg) / "weak_labels"))["id"])
+    train = load_splits(cfg)["train"]
+    stratified, plain = (set(split_in_halves(train, cfg.seed, stratify)[1]["id"]) for stratify in (True, False))
+    assert labelled <= stratified and len(labelled) >= len(stratified) - 10  # a few too long for max_ctx
+    assert not labelled <= plain
+
+
 def test_transfer_run_trains_on_the_weak_labels_and_records_the_weak_config(tiny_flags):
     gt = RunConfig(**tiny_flags)
     run_train_simple(gt)

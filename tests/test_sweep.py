@@ -48,7 +48,7 @@ def test_commands_forward_flags_and_set_the_models():
 @pytest.mark.parametrize("flags, options", [
     (dict(ds_name="synthetic"), {}),
     (dict(ds_name="synthetic", loss="logconf", lr=3e-5, linear_probe=True, sweep_subfolder="20240101",
-          sync_command="rsync -a {run_dir} host:/backup", n_docs=400, optim="adafactor"), {}),
+          sync_command="rsync -a {run_dir} host:/backup", n_docs=400, optim="adafactor", stratify=True), {}),
     (dict(ds_name="synthetic", early_stop=0.2, unsup_epochs=1), dict(s2s_rounds=2)),
     (dict(ds_name="synthetic"), dict(bootstrap=True)),
     (dict(ds_name="synthetic", seed=4), dict(ensemble_seeds=[3, 1])),

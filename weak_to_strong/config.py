@@ -76,6 +76,12 @@ class RunConfig:
     """Undersample the majority class of the train and test documents to 50/50. None: the dataset's default
     (on for the tasks added beyond the reference's; off for its 5 datasets and the built-in ones, so their
     results stay comparable). Named in the folder (bal=1) only when on."""
+    stratify: bool = result_field(False, "strat", omit_if=False)
+    """Split the training documents into the weak model's half and the half it labels stratified by label, so
+    both halves hold the same share of each class (to one document). Off: the reference's random split. With a
+    few hundred documents its halves' shares differ by several points; the weak model learns its own half's
+    share, and its labels pass the difference on to the student (README, the testbed's "Measured"). Named in
+    the folder (strat=1) only when on."""
     bootstrap_chain: str | None = result_field(None, "chain", omit_if=None)
     """Bootstrapping (set by `sweep.py --bootstrap=True`): the whole ladder "w,m1,...,s" this transfer run is a
     link of, smallest first; --weak_model_size is the link before this run's model. See `pipeline.label_slices`."""
@@ -235,6 +241,8 @@ def validate_config(cfg: RunConfig) -> None:
     for name in ("pack", "fsdp", "gradient_checkpointing", "balance"):
         if getattr(cfg, name) not in (None, True, False):
             raise ValueError(f"--{name} must be True or False, got {getattr(cfg, name)!r}")
+    if cfg.stratify not in (True, False):
+        raise ValueError(f"--stratify must be True or False, got {cfg.stratify!r}")
     if cfg.n_docs < 2:
         raise ValueError(f"--n_docs={cfg.n_docs} is too small to split into two halves (need at least 2)")
     if cfg.bootstrap_chain is not None:

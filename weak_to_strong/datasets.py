@@ -770,6 +770,30 @@ def tokenize_dataset(ds: Dataset, tokenizer, max_ctx: int) -> Dataset:
                      batch_size=1000)
 
 
+def split_in_halves(ds: Dataset, seed: int, stratify: bool = False) -> tuple[Dataset, Dataset]:
+    """The training documents' two halves: the one the weak model trains on, and the one it labels.
+
+    Unstratified, datasets' `train_test_split(test_size=0.5, seed=seed)`, as the reference (an odd document goes
+    to the labelled half). Stratified by `hard_label`: each class is shuffled (seeded) and cut in two, its odd
+    document going to the half that is smaller so far (the labelled one on a tie), and each half is shuffled,
+    so the halves have the reference's sizes and the same share of each class to one document."""
+    if not stratify:
+        halves = ds.train_test_split(test_size=0.5, seed=seed)
+        return halves["train"], halves["test"]
+    rng = Random(seed)
+    labels = column_list(ds, "hard_label")
+    first, second = [], []
+    for label in sorted(set(labels)):
+        rows = [i for i, y in enumerate(labels) if y == label]
+        rng.shuffle(rows)
+        cut = len(rows) // 2 + (len(rows) % 2 if len(first) < len(second) else 0)
+        first += rows[:cut]
+        second += rows[cut:]
+    rng.shuffle(first)
+    rng.shuffle(second)
+    return ds.select(first), ds.select(second)
+
+
 def fits_context(n_tokens: int, max_ctx: int) -> bool:
     """Whether a document of n_tokens is kept by the max_ctx filter: shorter than max_ctx, as in the reference."""
     return n_tokens < max_ctx

@@ -30,7 +30,7 @@ from weak_to_strong.checks import check_predictions
 from weak_to_strong.config import (ResolvedRun, RunConfig, balance, check_runnable, hands_on_labels, is_transfer,
                                    label_slice, read_weak_labels_config, resolve_run, result_dict, token_budgets,
                                    training_seed, use_fsdp, with_doc_counts, writes_weak_labels)
-from weak_to_strong.datasets import column_list, data_revision, get_dataset_spec, load_dataset
+from weak_to_strong.datasets import column_list, data_revision, get_dataset_spec, load_dataset, split_in_halves
 from weak_to_strong.distributed import DataParallel, check_fsdp_optimizer, init_data_parallel
 from weak_to_strong.eval import accuracy, eval_token_budget, predict_probs
 from weak_to_strong.locks import hold_lock
@@ -200,8 +200,7 @@ def load_run_data(cfg: RunConfig, splits: dict, tokenizer, max_ctx: int, weak_la
         if label_slice(cfg) is not None:
             train, to_label = label_slices(cfg, train, series_labels)
     else:
-        halves = splits["train"].train_test_split(test_size=0.5, seed=cfg.seed)
-        train, to_label = halves["train"], halves["test"]
+        train, to_label = split_in_halves(splits["train"], cfg.seed, cfg.stratify)
     weak_val = None
     if cfg.early_stop is not None:
         if len(train) < 2:
