@@ -174,14 +174,22 @@ def test_balance_gets_its_own_folder_and_is_checked():
         RunConfig(balance="yes")
 
 
-def test_stratified_halves_are_named_only_when_on_and_checked():
-    assert config_name(RunConfig(stratify=False)) == GOLDEN_DEFAULT_NAME and "stratify" not in result_dict(RunConfig())
-    on = RunConfig(stratify=True)
-    assert config_name(on) == GOLDEN_DEFAULT_NAME + "-strat=1" and result_dict(on)["stratify"] is True
+@pytest.mark.parametrize("flags, named", [
+    (dict(), False), (dict(stratify=False), False), (dict(stratify=True), True),
+    (dict(ds_name="testbed_knowledge"), True), (dict(ds_name="testbed_binding"), True),
+    (dict(ds_name="testbed_knowledge", stratify=False), False), (dict(ds_name="cola"), False),
+])
+def test_stratified_halves_are_the_testbeds_default_and_named_only_when_on(flags, named):
+    cfg = RunConfig(**flags)
+    assert config_name(cfg).endswith("-strat=1") == named
+    assert result_dict(cfg).get("stratify", False) == named
+    if not flags:
+        assert config_name(cfg) == GOLDEN_DEFAULT_NAME and "stratify" not in result_dict(cfg)
+
+
+def test_stratify_is_checked():
     with pytest.raises(ValueError, match="--stratify must be True or False, got 'yes'"):
         RunConfig(stratify="yes")
-    with pytest.raises(ValueError, match="--stratify must be True or False, got None"):
-        RunConfig(stratify=None)
 
 
 def test_doc_counts_are_lowered_to_what_the_dataset_gives():

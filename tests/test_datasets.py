@@ -408,6 +408,10 @@ def test_balance_defaults_come_from_the_registry():
         assert DATASETS[name].balance is True, name
 
 
+def test_only_the_testbeds_tasks_stratify_their_halves_by_default():
+    assert {name for name, spec in DATASETS.items() if spec.stratify} == {"testbed_knowledge", "testbed_binding"}
+
+
 def test_new_tasks_are_balanced_by_default(tmp_path):
     (tmp_path / "cola").mkdir()
     rows = [{"sentence": f"s{i}", "label": int(i < 7), "idx": i} for i in range(10)]

@@ -55,7 +55,7 @@ def test_a_stratified_run_labels_the_stratified_half_in_a_folder_of_its_own(tiny
     cfg = RunConfig(**tiny_flags, stratify=True)
     run_train_simple(cfg)
     assert results.run_dir(cfg).name.endswith("-strat=1") and results.run_dir(cfg) != results.run_dir(
-        RunConfig(**tiny_flags))
+        RunConfig(**tiny_flags))  # synthetic: random halves by default
     labelled = set(load_from_disk(str(results.run_dir(cfg) / "weak_labels"))["id"])
     train = load_splits(cfg)["train"]
     stratified, plain = (set(split_in_halves(train, cfg.seed, stratify)[1]["id"]) for stratify in (True, False))

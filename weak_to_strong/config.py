@@ -76,12 +76,13 @@ class RunConfig:
     """Undersample the majority class of the train and test documents to 50/50. None: the dataset's default
     (on for the tasks added beyond the reference's; off for its 5 datasets and the built-in ones, so their
     results stay comparable). Named in the folder (bal=1) only when on."""
-    stratify: bool = result_field(False, "strat", omit_if=False)
+    stratify: bool | None = result_field(None, "strat", omit_if=False)
     """Split the training documents into the weak model's half and the half it labels stratified by label, so
     both halves hold the same share of each class (to one document). Off: the reference's random split. With a
     few hundred documents its halves' shares differ by several points; the weak model learns its own half's
-    share, and its labels pass the difference on to the student (README, the testbed's "Measured"). Named in
-    the folder (strat=1) only when on."""
+    share, and its labels pass the difference on to the student (README, the testbed's "Measured"). None: the
+    dataset's default (on for the testbed's tasks, off for every other). Named in the folder (strat=1) only
+    when on."""
     bootstrap_chain: str | None = result_field(None, "chain", omit_if=None)
     """Bootstrapping (set by `sweep.py --bootstrap=True`): the whole ladder "w,m1,...,s" this transfer run is a
     link of, smallest first; --weak_model_size is the link before this run's model. See `pipeline.label_slices`."""
@@ -238,11 +239,9 @@ def validate_config(cfg: RunConfig) -> None:
             f"--batch_size={cfg.batch_size} is not a multiple of --minibatch_size_per_device="
             f"{cfg.minibatch_size_per_device}"
         )
-    for name in ("pack", "fsdp", "gradient_checkpointing", "balance"):
+    for name in ("pack", "fsdp", "gradient_checkpointing", "balance", "stratify"):
         if getattr(cfg, name) not in (None, True, False):
             raise ValueError(f"--{name} must be True or False, got {getattr(cfg, name)!r}")
-    if cfg.stratify not in (True, False):
-        raise ValueError(f"--stratify must be True or False, got {cfg.stratify!r}")
     if cfg.n_docs < 2:
         raise ValueError(f"--n_docs={cfg.n_docs} is too small to split into two halves (need at least 2)")
     if cfg.bootstrap_chain is not None:
@@ -384,11 +383,12 @@ def is_transfer(cfg: RunConfig) -> bool:
 
 
 def with_defaults(cfg: RunConfig) -> RunConfig:
-    """lr, optim and lora_rank filled in from the model registry, balance from the dataset's, where not given."""
+    """lr, optim and lora_rank filled in from the model registry, balance and stratify from the dataset's, where
+    not given."""
     spec = get_model_spec(cfg.model_size)
     return replace(cfg, lr=registry_lr(cfg, spec) if cfg.lr is None else float(cfg.lr),
                    optim=spec.default_optimizer if cfg.optim is None else cfg.optim,
-                   lora_rank=lora_rank(cfg), balance=balance(cfg))
+                   lora_rank=lora_rank(cfg), balance=balance(cfg), stratify=stratify(cfg))
 
 
 def registry_lr(cfg: RunConfig, spec) -> float:
@@ -398,6 +398,10 @@ def registry_lr(cfg: RunConfig, spec) -> float:
 
 def balance(cfg: RunConfig) -> bool:
     return get_dataset_spec(cfg.ds_name).balance if cfg.balance is None else bool(cfg.balance)
+
+
+def stratify(cfg: RunConfig) -> bool:
+    return get_dataset_spec(cfg.ds_name).stratify if cfg.stratify is None else bool(cfg.stratify)
 
 
 def with_doc_counts(cfg: RunConfig, n_train: int, n_test: int) -> RunConfig:

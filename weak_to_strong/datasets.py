@@ -347,6 +347,11 @@ class DatasetSpec:
     balance: bool = True
     """Whether runs balance the classes by undersampling unless --balance says otherwise. Off for the
     reference's 5 datasets and the built-in ones, so their results stay comparable."""
+    stratify: bool = False
+    """Whether runs split the training documents into the weak model's half and the labelled half stratified by
+    label unless --stratify says otherwise. On for the testbed's tasks: with 500 training documents the
+    reference's random halves differ in class share by up to 11 points, which the weak labels pass on to the
+    student (README, the testbed). Off for the rest, whose halves are large, as the reference."""
     generator: Callable[[str], Dataset] | None = None
     """Builds a source split locally, with no download (synthetic data)."""
     description: str = ""
@@ -477,13 +482,15 @@ DATASETS: dict[str, DatasetSpec] = {
     # ---- built in: generated locally, no download.
     "synthetic": DatasetSpec(format_identity, generator=generate_synthetic, balance=False),
     # The laptop testbed's tasks: their labels need what the tb-* ladder learnt in pretraining.
-    "testbed_knowledge": DatasetSpec(format_identity, generator=generate_testbed_knowledge, balance=False, description=(
+    "testbed_knowledge": DatasetSpec(format_identity, generator=generate_testbed_knowledge, balance=False,
+                                     stratify=True, description=(
         "Corpus: 1,000 generated people (given name + family name), each with one fact, 'GIVEN FAMILY votes "
         "north|south .', stated many times in lists of facts. Task: 'GIVEN FAMILY votes' -> 1 if north; people are "
         "split between train (500) and test (500), so fine-tuning cannot teach a test person's vote: only "
         "pretraining can. Weak models memorise fewer facts and fall back on the family, which votes its majority "
         "way 4 times in 5: confidently wrong on the other fifth.")),
-    "testbed_binding": DatasetSpec(format_identity, generator=generate_testbed_binding, balance=False, description=(
+    "testbed_binding": DatasetSpec(format_identity, generator=generate_testbed_binding, balance=False,
+                                   stratify=True, description=(
         "Corpus: documents that bind 2-6 names to colours ('NAME COLOUR .'), then ask each binding back "
         "('Q NAME COLOUR .'); colours are drawn afresh per document. Task: the bindings, then 'Q NAME' -> 1 if "
         "the name's colour is warm (20,000 train / 2,000 test documents). Answering needs an induction circuit "

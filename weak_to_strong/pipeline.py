@@ -28,8 +28,8 @@ from weak_to_strong import atomic, metrics, readers, results
 from weak_to_strong.batching import Examples
 from weak_to_strong.checks import check_predictions
 from weak_to_strong.config import (ResolvedRun, RunConfig, balance, check_runnable, hands_on_labels, is_transfer,
-                                   label_slice, read_weak_labels_config, resolve_run, result_dict, token_budgets,
-                                   training_seed, use_fsdp, with_doc_counts, writes_weak_labels)
+                                   label_slice, read_weak_labels_config, resolve_run, result_dict, stratify,
+                                   token_budgets, training_seed, use_fsdp, with_doc_counts, writes_weak_labels)
 from weak_to_strong.datasets import column_list, data_revision, get_dataset_spec, load_dataset, split_in_halves
 from weak_to_strong.distributed import DataParallel, check_fsdp_optimizer, init_data_parallel
 from weak_to_strong.eval import accuracy, eval_token_budget, predict_probs
@@ -200,7 +200,7 @@ def load_run_data(cfg: RunConfig, splits: dict, tokenizer, max_ctx: int, weak_la
         if label_slice(cfg) is not None:
             train, to_label = label_slices(cfg, train, series_labels)
     else:
-        train, to_label = split_in_halves(splits["train"], cfg.seed, cfg.stratify)
+        train, to_label = split_in_halves(splits["train"], cfg.seed, stratify(cfg))
     weak_val = None
     if cfg.early_stop is not None:
         if len(train) < 2:
