@@ -9,7 +9,8 @@ error over seeds), and how often the student repeats the weak model's answer on
 the test documents the weak model gets wrong. The control trains each strong
 rung's `-random` twin (same architecture and tokenizer, never pretrained) on the
 same weak labels; its PGR is measured against the pretrained pair's floor and
-ceiling, so the two PGRs are shares of the same gap.
+ceiling, so the two PGRs are shares of the same gap. A third table and a second
+figure show how much of its weak labels' class prior each student takes on.
 """
 
 from __future__ import annotations
@@ -157,8 +158,9 @@ def inheritance(group: list[dict]) -> dict:
 
 
 def inheritance_table(groups: dict) -> str:
-    header = ["weak → strong", "loss", "seeds", "weak labels' prior shift (mean absolute)", "student's base-rate shift (mean absolute)", "slope (student on labels)",
-              "correlation", "seeds below the weak floor"]
+    header = ["weak → strong", "loss", "seeds", "weak labels' prior shift (mean absolute)",
+              "student's base-rate shift (mean absolute)", "slope (student on labels)", "correlation",
+              "seeds below the weak floor"]
     rows = []
     for weak, strong in pretrained_pairs():
         if not has_gap(groups, weak, strong):
@@ -210,8 +212,9 @@ def plot_pgr(groups: dict, ds_name: str):
 
 
 def plot_inheritance(groups: dict, ds_name: str):
-    """Per seed, the student's base-rate shift against its weak labels' prior shift, a colour per strong rung, a panel per
-    loss; a cross where the student ended below its weak floor. On the diagonal a student copies the shift."""
+    """Per seed, the student's base-rate shift against its weak labels' prior shift, a colour per strong rung, a
+    panel per loss; a cross where the student ended below its weak floor. On the diagonal a student copies the
+    shift."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -257,12 +260,21 @@ def write_tables_and_figure(results_folder: str, paths: tuple, text: str, fig) -
     readers.plots_dir(results_folder).mkdir(parents=True, exist_ok=True)
     md, png = paths
     md.write_text(text)
-    fig.savefig(png, dpi=150)
+    save_figure(fig, png)
     return text
 
 
+def save_figure(fig, path) -> None:
+    """Save and close: a process that writes many reports does not keep every figure open."""
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
 def write_report(results_folder: str, ds_name: str = QUICKSTART_TASK) -> str:
-    """Markdown tables and the PGR figure under RESULTS_FOLDER/plots; returns the tables."""
+    """Markdown tables, the PGR figure and the prior-inheritance figure under RESULTS_FOLDER/plots; returns the
+    tables."""
     groups = load_groups(results_folder, ds_name)
     text = (f"## {ds_name}: weak-to-strong on the pretrained ladder\n\n{effect_table(groups)}\n"
             f"## {ds_name}: control, strong rungs with random weights\n\n{control_table(groups)}\n"
@@ -270,7 +282,7 @@ def write_report(results_folder: str, ds_name: str = QUICKSTART_TASK) -> str:
     out_dir = readers.plots_dir(results_folder)
     written = write_tables_and_figure(results_folder, readers.testbed_report_paths(out_dir, ds_name), text,
                                       plot_pgr(groups, ds_name))
-    plot_inheritance(groups, ds_name).savefig(readers.testbed_inheritance_path(out_dir, ds_name), dpi=150)
+    save_figure(plot_inheritance(groups, ds_name), readers.testbed_inheritance_path(out_dir, ds_name))
     return written
 
 
