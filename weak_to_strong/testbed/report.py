@@ -176,16 +176,30 @@ def inheritance_table(groups: dict) -> str:
     return plot.markdown_grid(header, rows)
 
 
-def plot_pgr(groups: dict, ds_name: str):
-    """PGR against the strong rung, a line per weak rung; solid: pretrained student, dashed: its random twin."""
+def loss_panels(height: float, **share):
+    """A figure with a panel per loss of LOSSES, and a colour per rung of the ladder (smallest first)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig, axes = plt.subplots(1, len(LOSSES), figsize=(5.2 * len(LOSSES), height), **share)
+    n = len(LADDER)
+    return fig, axes, plt.get_cmap("viridis")([i / max(1, n - 1) for i in range(n)])
+
+
+def finish_panels(fig, axes, ylabel: str, title: str):
+    axes[0].set_ylabel(ylabel)
+    axes[-1].legend(fontsize=7, loc="best")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pgr(groups: dict, ds_name: str):
+    """PGR against the strong rung, a line per weak rung; solid: pretrained student, dashed: its random twin."""
     names = list(LADDER)
-    fig, axes = plt.subplots(1, len(LOSSES), figsize=(5.2 * len(LOSSES), 4.2), sharey=True)
-    colors = plt.get_cmap("viridis")([i / max(1, len(names) - 1) for i in range(len(names))])
+    fig, axes, colors = loss_panels(4.2, sharey=True)
     for ax, loss in zip(axes, LOSSES):
         for i, weak in enumerate(names[:-1]):
             stronger = [s for s in names[i + 1:] if has_gap(groups, weak, s)]
@@ -204,25 +218,16 @@ def plot_pgr(groups: dict, ds_name: str):
         ax.set_xlabel("strong student")
         ax.set_title(f"{loss}")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("PGR (mean ± SE over seeds)")
-    axes[-1].legend(fontsize=7, loc="best")
-    fig.suptitle(f"{ds_name}: performance gap recovered (pairs with a gap of at least {MIN_GAP:.2f})")
-    fig.tight_layout()
-    return fig
+    return finish_panels(fig, axes, "PGR (mean ± SE over seeds)",
+                         f"{ds_name}: performance gap recovered (pairs with a gap of at least {MIN_GAP:.2f})")
 
 
 def plot_inheritance(groups: dict, ds_name: str):
     """Per seed, the student's base-rate shift against its weak labels' prior shift, a colour per strong rung, a
     panel per loss; a cross where the student ended below its weak floor. On the diagonal a student copies the
     shift."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = list(LADDER)
-    fig, axes = plt.subplots(1, len(LOSSES), figsize=(5.2 * len(LOSSES), 4.4), sharex=True, sharey=True)
-    colors = plt.get_cmap("viridis")([i / max(1, len(names) - 1) for i in range(len(names))])
+    fig, axes, colors = loss_panels(4.4, sharex=True, sharey=True)
     for ax, loss in zip(axes, LOSSES):
         for weak, strong in pretrained_pairs():
             group = groups.get((weak, strong, loss))
@@ -241,11 +246,8 @@ def plot_inheritance(groups: dict, ds_name: str):
         ax.set_xlabel("weak labels' prior shift (mean P(1) − true share of class 1)")
         ax.set_title(f"{loss} (x: student below its weak floor)")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("student's base-rate shift (share predicted 1 − true share)")
-    axes[-1].legend(fontsize=7, loc="best")
-    fig.suptitle(f"{ds_name}: students inherit their supervisor's class prior (one point per seed)")
-    fig.tight_layout()
-    return fig
+    return finish_panels(fig, axes, "student's base-rate shift (share predicted 1 − true share)",
+                         f"{ds_name}: students inherit their supervisor's class prior (one point per seed)")
 
 
 def load_groups(results_folder: str, ds_name: str) -> dict:
