@@ -297,6 +297,8 @@ def test_measure_writes_the_tables_and_figure_for_every_pair(tmp_path):
     from weak_to_strong.testbed.report import run_measurement
 
     text = run_measurement(str(tmp_path), seeds=[0])
+    runs, _ = readers.load_runs(tmp_path)
+    assert runs and all(run["stratify"] is True for run in runs)  # the testbed's default halves
     for weak, strong in (("tb-s", "tb-m"), ("tb-s", "tb-xl"), ("tb-l", "tb-xl")):
         assert f"| {weak} → {strong} | 1 |" in text  # effect table row
         assert f"| {weak} → {strong} | logconf |" in text  # control table row
@@ -320,11 +322,23 @@ def test_measure_with_linear_probes_trains_every_run_as_a_probe_at_its_rungs_pro
 
     assert default_folder(None, "testbed", True) == "results/testbed_lp"
     assert default_folder(None, "testbed", False) == "results/testbed" and default_folder("x", "testbed", True) == "x"
+    assert default_folder(None, "testbed", False, stratify=False) == "results/testbed_random_halves"
+    assert default_folder(None, "testbed", True, stratify=True) == "results/testbed_lp"  # the testbed's default
     text = run_measurement(str(tmp_path), seeds=[0], linear_probe=True)
     assert "| tb-s → tb-xl | 1 |" in text and "| tb-s → tb-xl | logconf |" in text
     runs, _ = readers.load_runs(tmp_path)
     assert len(runs) > 20 and all(run["linear_probe"] is True for run in runs)
     assert all(run["lr"] == ladder.rung(run["model_size"]).probe_lr for run in runs)  # twins: their rung's rate
+
+
+@pytest.mark.slow
+def test_methods_with_random_halves_runs_every_run_unstratified(tmp_path):
+    from weak_to_strong.testbed.report import run_methods
+
+    text = run_methods(str(tmp_path), seeds=[0], losses=["xent"], stratify=False)
+    runs, _ = readers.load_runs(tmp_path)
+    assert len(runs) == 14 and "| tb-s → tb-xl | xent | 1 |" in text
+    assert all("stratify" not in run and "strat=" not in run["path"] for run in runs)
 
 
 def test_testbed_registry_entries_say_what_the_corpus_holds_what_is_asked_and_why_weak_models_err():

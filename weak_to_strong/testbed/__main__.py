@@ -50,33 +50,36 @@ def ship(names=None) -> None:
         print(f"{name}: {target}")
 
 
-def default_folder(results_folder: str | None, name: str, linear_probe: bool) -> str:
-    """results/<name>, or results/<name>_lp for linear probes: the report reads a folder of one setting."""
-    return results_folder or f"results/{name}{'_lp' if linear_probe else ''}"
+def default_folder(results_folder: str | None, name: str, linear_probe: bool, stratify: bool | None = None) -> str:
+    """results/<name>, with _lp for linear probes and _random_halves for --stratify=False: the report reads a
+    folder of one setting."""
+    suffix = ("_lp" if linear_probe else "") + ("_random_halves" if stratify is False else "")
+    return results_folder or f"results/{name}{suffix}"
 
 
 def measure(seeds="0,1,2", results_folder: str | None = None, ds_name: str = "testbed_knowledge",
-            linear_probe: bool = False) -> None:
+            linear_probe: bool = False, stratify: bool | None = None) -> None:
     """Sweep the ladder and its random twins with xent and logconf on each seed, then print the report.
 
-    --linear_probe=True trains heads on frozen features at each rung's probe_lr (default folder results/testbed_lp)."""
+    --linear_probe=True trains heads on frozen features at each rung's probe_lr (default folder results/testbed_lp).
+    --stratify=False splits the training documents at random, as the reference (the testbed's tasks stratify)."""
     from weak_to_strong.sweep import parse_int_list
     from weak_to_strong.testbed.report import run_measurement
 
-    print(run_measurement(default_folder(results_folder, "testbed", linear_probe), parse_int_list(seeds, "seeds"),
-                          ds_name, bool(linear_probe)))
+    folder = default_folder(results_folder, "testbed", linear_probe, stratify)
+    print(run_measurement(folder, parse_int_list(seeds, "seeds"), ds_name, bool(linear_probe), stratify))
 
 
 def methods(seeds="0,1,2", results_folder: str | None = None, ds_name: str = "testbed_knowledge",
-            losses=None, linear_probe: bool = False) -> None:
+            losses=None, linear_probe: bool = False, stratify: bool | None = None) -> None:
     """Sweep the pretrained ladder with every transfer loss of the registry (or --losses=a,b), then the table."""
     from weak_to_strong.sweep import parse_int_list
     from weak_to_strong.testbed.report import run_methods
 
     chosen = None if losses is None else [x for part in (losses if isinstance(losses, (list, tuple)) else [losses])
                                           for x in str(part).split(",") if x]
-    print(run_methods(default_folder(results_folder, "testbed", linear_probe), parse_int_list(seeds, "seeds"),
-                      ds_name, chosen, bool(linear_probe)))
+    folder = default_folder(results_folder, "testbed", linear_probe, stratify)
+    print(run_methods(folder, parse_int_list(seeds, "seeds"), ds_name, chosen, bool(linear_probe), stratify))
 
 
 def report(results_folder: str = "results/testbed", ds_name: str = "testbed_knowledge") -> None:

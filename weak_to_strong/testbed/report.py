@@ -45,15 +45,16 @@ def sweep_model_sizes() -> list[str]:
 
 
 def run_measurement(results_folder: str, seeds: list[int], ds_name: str = QUICKSTART_TASK,
-                    linear_probe: bool = False) -> str:
+                    linear_probe: bool = False, stratify: bool | None = None) -> str:
     """One sweep per loss over the ladder and its random twins (ground-truth runs are shared), then the report.
 
-    `linear_probe`: every run trains the head alone on frozen features (the twins' features are random)."""
+    `linear_probe`: every run trains the head alone on frozen features (the twins' features are random).
+    `stratify`: --stratify for every run (None: the dataset's default)."""
     from weak_to_strong.sweep import run_sweep
 
     for loss in LOSSES:
         run_sweep(",".join(sweep_model_sizes()), ds_name=ds_name, seeds=",".join(map(str, seeds)), loss=loss,
-                  results_folder=results_folder, linear_probe=linear_probe)
+                  results_folder=results_folder, linear_probe=linear_probe, stratify=stratify)
     return write_report(results_folder, ds_name)
 
 
@@ -295,13 +296,13 @@ def method_names() -> list[str]:
 
 
 def run_methods(results_folder: str, seeds: list[int], ds_name: str = QUICKSTART_TASK, losses=None,
-                linear_probe: bool = False) -> str:
+                linear_probe: bool = False, stratify: bool | None = None) -> str:
     """One sweep per transfer loss over the pretrained ladder (ground-truth runs are shared), then the table."""
     from weak_to_strong.sweep import run_sweep
 
     for loss in losses or method_names():
         run_sweep(",".join(LADDER), ds_name=ds_name, seeds=",".join(map(str, seeds)), loss=loss,
-                  results_folder=results_folder, linear_probe=linear_probe)
+                  results_folder=results_folder, linear_probe=linear_probe, stratify=stratify)
     return write_methods_report(results_folder, ds_name)
 
 
