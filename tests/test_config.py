@@ -187,6 +187,15 @@ def test_stratified_halves_are_the_testbeds_default_and_named_only_when_on(flags
         assert config_name(cfg) == GOLDEN_DEFAULT_NAME and "stratify" not in result_dict(cfg)
 
 
+@pytest.mark.parametrize("flags, expected", [(dict(), True), (dict(stratify=False), False)])
+def test_a_transfer_runs_weak_run_and_ceiling_split_as_it_does(flags, expected):
+    from weak_to_strong.config import ground_truth, weak_run_config, with_defaults
+
+    cfg = RunConfig(ds_name="testbed_knowledge", model_size="tb-m", weak_model_size="tb-s", **flags)
+    for run in (cfg, weak_run_config(cfg), ground_truth(cfg, "tb-m")):
+        assert with_defaults(run).stratify is expected and ("-strat=1" in config_name(run)) is expected
+
+
 def test_stratify_is_checked():
     with pytest.raises(ValueError, match="--stratify must be True or False, got 'yes'"):
         RunConfig(stratify="yes")

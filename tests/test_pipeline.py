@@ -74,6 +74,12 @@ def test_transfer_run_trains_on_the_weak_labels_and_records_the_weak_config(tiny
     weak, student = (readers.read_predictions(results.run_dir(c)) for c in (gt, cfg))
     assert {k: summary[k] for k in ("agreement", "agreement_on_weak_errors")} == metrics.agreement(weak, student)
     assert summary["agreement_on_weak_errors"] == plot.weak_error_agreement(results.run_dir(gt), results.run_dir(cfg))
+    # The pair row carries the labels' prior shift from the floor's summary and the student's base-rate shift.
+    run_train_simple(RunConfig(**{**tiny_flags, "model_size": "toy-large"}))  # the ceiling a pair row needs
+    rows, _ = plot.pair_rows_from_runs(readers.load_runs(Path(tiny_flags["results_folder"]))[0])
+    (row,) = [r for r in rows if Path(r["path"]).resolve() == results.run_dir(cfg).resolve()]
+    assert row["weak_labels_prior_shift"] == readers.read_summary(results.run_dir(gt))["weak_labels_prior_shift"]
+    assert row["transfer_base_rate_shift"] == metrics.base_rate_shift(student["prob"], student["label"])
     assert config["weak_model"] == json.loads((results.run_dir(gt) / "config.json").read_text())
     assert not (results.run_dir(cfg) / "weak_labels").exists()
     # --weak_labels_path names the same labels directly, in a folder of its own.

@@ -268,20 +268,21 @@ def test_inheritance_fits_the_students_base_rate_shift_on_the_weak_models():
         return {"seed": seed, "weak_acc": 0.8, "transfer_acc": transfer_acc, "weak_labels_prior_shift": weak_shift,
                 "transfer_base_rate_shift": student_shift}
 
+    # Seed 3's weak run wrote no prior shift (before the field existed): out of the fit, not of the floor count.
     amplified = [row(0, 0.02, 0.06), row(1, -0.04, -0.12), row(2, 0.06, 0.18, transfer_acc=0.75),
-                 row(3, math.nan, 0.5)]  # seed 3 kept no predictions: left out of the fit, not of the floor count
+                 row(3, math.nan, 0.5, transfer_acc=0.7)]
     found = inheritance(amplified)
-    assert found["slope"] == pytest.approx(3.0) and found["r"] == pytest.approx(1.0)
+    assert found["slope"] == pytest.approx(3.0) and found["r"] == pytest.approx(1.0) and found["n"] == 3
     assert found["weak"][0] == pytest.approx(0.04) and found["student"][0] == pytest.approx(0.12)
-    assert found["below_floor"] == [2]
+    assert found["below_floor"] == [2, 3]
     too_few = inheritance(amplified[:2])
     assert math.isnan(too_few["slope"]) and math.isnan(too_few["r"])
     unmoved = inheritance([row(0, 0.02, 0.0), row(1, -0.04, 0.0), row(2, 0.06, 0.0)])  # resists every shift
-    assert math.isnan(unmoved["r"]) and unmoved["student"][0] == 0.0
+    assert unmoved["slope"] == 0.0 and math.isnan(unmoved["r"]) and unmoved["student"][0] == 0.0
 
 
-def test_pair_rows_carry_each_models_base_rate_shift_from_its_predictions(tmp_path):
-    from weak_to_strong.plot import base_rate_shift
+def test_a_runs_base_rate_shift_comes_from_its_kept_predictions(tmp_path):
+    from weak_to_strong.plot import run_base_rate_shift as base_rate_shift
 
     run = tmp_path / "run"
     run.mkdir()
@@ -335,10 +336,16 @@ def test_measure_with_linear_probes_trains_every_run_as_a_probe_at_its_rungs_pro
 def test_methods_with_random_halves_runs_every_run_unstratified(tmp_path):
     from weak_to_strong.testbed.report import run_methods
 
+    from weak_to_strong.testbed.report import run_measurement
+
     text = run_methods(str(tmp_path), seeds=[0], losses=["xent"], stratify=False)
     runs, _ = readers.load_runs(tmp_path)
     assert len(runs) == 14 and "| tb-s → tb-xl | xent | 1 |" in text
     assert all("stratify" not in run and "strat=" not in run["path"] for run in runs)
+    # The stratified default into the same folder is refused before it trains anything.
+    with pytest.raises(ValueError, match="already holds testbed_knowledge runs with .*'stratify': False"):
+        run_measurement(str(tmp_path), seeds=[1])
+    assert len(readers.load_runs(tmp_path)[0]) == 14
 
 
 def test_testbed_registry_entries_say_what_the_corpus_holds_what_is_asked_and_why_weak_models_err():

@@ -495,7 +495,7 @@ def result_field_names() -> tuple[str, ...]:
 @dataclass(frozen=True)
 class ResolvedRun:
     """A run resolved once, for the device it runs on: `config` has every default filled in (lr, optim,
-    lora_rank, balance), a concrete precision and the max_ctx the model allows. What it uses is what
+    lora_rank, balance, stratify), a concrete precision and the max_ctx the model allows. What it uses is what
     `identity` says, and that names its folder and is its config.json."""
 
     config: RunConfig

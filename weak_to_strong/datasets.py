@@ -349,9 +349,10 @@ class DatasetSpec:
     reference's 5 datasets and the built-in ones, so their results stay comparable."""
     stratify: bool = False
     """Whether runs split the training documents into the weak model's half and the labelled half stratified by
-    label unless --stratify says otherwise. On for the testbed's tasks: with 500 training documents the
-    reference's random halves differ in class share by up to 11 points, which the weak labels pass on to the
-    student (README, the testbed). Off for the rest, whose halves are large, as the reference."""
+    label unless --stratify says otherwise. On for the testbed's tasks, whose runs are small: with
+    testbed_knowledge's 500 training documents the reference's random halves differ in class share by up to 11
+    points, which the weak labels pass on to the student (README, the testbed). Off for the rest, as the
+    reference."""
     generator: Callable[[str], Dataset] | None = None
     """Builds a source split locally, with no download (synthetic data)."""
     description: str = ""

@@ -83,7 +83,7 @@ def base_rate_shift(probs: list[float], labels: list[int]) -> float:
     lost. NaN without predictions."""
     if not probs:
         return math.nan
-    return (sum(predicted_class(p) for p in probs) - sum(labels)) / len(probs)
+    return sum(predicted_class(p) - y for p, y in zip(probs, labels, strict=True)) / len(probs)
 
 
 def prior_shift(probs: list[float], labels: list[int]) -> float:
@@ -91,7 +91,7 @@ def prior_shift(probs: list[float], labels: list[int]) -> float:
     truth. A student trained on them with a cross-entropy learns this prior first. NaN without predictions."""
     if not probs:
         return math.nan
-    return (sum(probs) - sum(labels)) / len(probs)
+    return sum(p - y for p, y in zip(probs, labels, strict=True)) / len(probs)
 
 
 def agreement(weak: dict, student: dict) -> dict[str, float]:

@@ -486,8 +486,8 @@ def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, dp: Da
         check_predictions(probs, "weak labels")
         # How far the labels' class prior is from the truth: a student that learns little more than the prior
         # from them inherits this shift (the testbed report's third table).
-        labels_shift = {"weak_labels_prior_shift": metrics.prior_shift(
-            probs[:, 1].tolist(), column_list(data.to_label, "hard_label"))}
+        shift = metrics.prior_shift(probs[:, 1].tolist(), column_list(data.to_label, "hard_label"))
+        labels_shift = {} if math.isnan(shift) else {"weak_labels_prior_shift": shift}
         if dp.is_main:
             results.save_weak_labels(make_weak_labels(data.to_label, probs), run_path / results.WEAK_LABELS_DIR)
     if cfg.save_model:

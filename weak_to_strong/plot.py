@@ -110,7 +110,10 @@ def seed_free_ensemble(members: str, seed: int) -> str:
 
 def pair_rows_from_runs(runs: list[dict]) -> tuple[list[dict], list[str]]:
     """One pair row per transfer run with its weak floor (a bootstrapping chain's first model) and strong
-    ceiling, and a note per transfer run left out because a floor or ceiling is missing."""
+    ceiling, and a note per transfer run left out because a floor or ceiling is missing.
+
+    `weak_labels_prior_shift` is the floor run's, of all the labels it wrote: for a plain transfer run, the
+    labels it trained on (not so for an ensemble, a chain's later links, s2s rounds or early stopping)."""
     ground_truth = [r for r in runs if is_ground_truth(r)]
     by_key = {result_key(r): r for r in ground_truth}
     # A floor's predictions serve every transfer run it supervised: read each file once.
@@ -136,7 +139,7 @@ def pair_rows_from_runs(runs: list[dict]) -> tuple[list[dict], list[str]]:
                      "setting": run_setting(transfer, weak),
                      "weak_error_agreement": weak_error_agreement(weak["path"], transfer["path"], read_predictions),
                      "weak_labels_prior_shift": weak.get("weak_labels_prior_shift", math.nan),
-                     "transfer_base_rate_shift": base_rate_shift(transfer["path"], read_predictions),
+                     "transfer_base_rate_shift": run_base_rate_shift(transfer["path"], read_predictions),
                      "path": transfer["path"]})
     return rows, notes
 
@@ -152,7 +155,7 @@ def weak_error_agreement(weak_path: str, transfer_path: str, read_predictions=No
     return metrics.agreement(weak, student)["agreement_on_weak_errors"]
 
 
-def base_rate_shift(run_path: str, read_predictions) -> float:
+def run_base_rate_shift(run_path: str, read_predictions) -> float:
     """metrics.base_rate_shift of a run's kept test predictions; NaN without them."""
     found = read_predictions(run_path)
     return math.nan if found is None else metrics.base_rate_shift(found["prob"], found["label"])

@@ -5,6 +5,7 @@
     python -m weak_to_strong.testbed ship                # pretrain every rung into the package's weights/
     python -m weak_to_strong.testbed measure --seeds=0,1,2 [--results_folder=results/testbed]
     python -m weak_to_strong.testbed measure --linear_probe=True   # heads on frozen features, into results/testbed_lp
+    python -m weak_to_strong.testbed measure --stratify=False   # random halves, into results/testbed_random_halves
     python -m weak_to_strong.testbed methods --seeds=0,1,2 [--losses=xent,window] [--linear_probe=True]
     python -m weak_to_strong.testbed report [RESULTS_FOLDER]
     python -m weak_to_strong.testbed throughput [--steps=60] [--out=FILE.json] [--compile=True]   # pretraining MFU
@@ -53,7 +54,7 @@ def ship(names=None) -> None:
 def default_folder(results_folder: str | None, name: str, linear_probe: bool, stratify: bool | None = None) -> str:
     """results/<name>, with _lp for linear probes and _random_halves for --stratify=False: the report reads a
     folder of one setting."""
-    suffix = ("_lp" if linear_probe else "") + ("_random_halves" if stratify is False else "")
+    suffix = ("_lp" if linear_probe else "") + ("_random_halves" if stratify is not None and not stratify else "")
     return results_folder or f"results/{name}{suffix}"
 
 

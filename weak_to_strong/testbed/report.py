@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from pathlib import Path
 
 from weak_to_strong import plot, readers
 from weak_to_strong.metrics import pgr
@@ -52,10 +53,27 @@ def run_measurement(results_folder: str, seeds: list[int], ds_name: str = QUICKS
     `stratify`: --stratify for every run (None: the dataset's default)."""
     from weak_to_strong.sweep import run_sweep
 
+    check_folder_setting(results_folder, ds_name, linear_probe, stratify)
     for loss in LOSSES:
         run_sweep(",".join(sweep_model_sizes()), ds_name=ds_name, seeds=",".join(map(str, seeds)), loss=loss,
                   results_folder=results_folder, linear_probe=linear_probe, stratify=stratify)
     return write_report(results_folder, ds_name)
+
+
+def check_folder_setting(results_folder: str, ds_name: str, linear_probe: bool, stratify: bool | None) -> None:
+    """A ValueError before any training if the folder already holds runs of this task with other linear_probe
+    or stratify settings: the report reads a folder of one setting, and would refuse it only after the sweeps."""
+    from weak_to_strong.datasets import get_dataset_spec
+
+    wanted = {"linear_probe": bool(linear_probe),
+              "stratify": get_dataset_spec(ds_name).stratify if stratify is None else bool(stratify)}
+    runs, _ = readers.load_runs(results_folder) if Path(results_folder).is_dir() else ([], [])
+    for run in (r for r in runs if r.get("ds_name") == ds_name):
+        found = {name: bool(run.get(name, False)) for name in wanted}
+        if found != wanted:
+            raise ValueError(f"{results_folder} already holds {ds_name} runs with {found}, not {wanted} "
+                             f"(e.g. {run['path']}); the report reads a folder of one setting: give another "
+                             "--results_folder (--stratify=False defaults to results/testbed_random_halves)")
 
 
 def pair_table(results_folder: str, ds_name: str) -> list[dict]:
@@ -150,16 +168,21 @@ def inheritance(group: list[dict]) -> dict:
              if not math.isnan(r["weak_labels_prior_shift"]) and not math.isnan(r["transfer_base_rate_shift"])]
     weak, student = [w for w, _ in pairs], [t for _, t in pairs]
     slope = r = math.nan
-    if len(pairs) >= 3 and len(set(weak)) > 1 and len(set(student)) > 1:
+    if len(pairs) >= 3 and len(set(weak)) > 1:  # a student whose shift never moves has slope 0, r undefined
         slope = statistics.linear_regression(weak, student).slope
-        r = statistics.correlation(weak, student)
-    return {"weak": plot.mean_se([abs(w) for w in weak]), "student": plot.mean_se([abs(t) for t in student]),
-            "slope": slope, "r": r, "below_floor": sorted(row["seed"] for row in group
-                                                       if row["transfer_acc"] < row["weak_acc"])}
+        r = statistics.correlation(weak, student) if len(set(student)) > 1 else math.nan
+    return {"n": len(pairs), "weak": plot.mean_se([abs(w) for w in weak]),
+            "student": plot.mean_se([abs(t) for t in student]), "slope": slope, "r": r,
+            "below_floor": sorted(row["seed"] for row in group if below_floor(row))}
+
+
+def below_floor(row: dict) -> bool:
+    """Whether the student ended less accurate than the weak model that supervised it."""
+    return row["transfer_acc"] < row["weak_acc"]
 
 
 def inheritance_table(groups: dict) -> str:
-    header = ["weak → strong", "loss", "seeds", "weak labels' prior shift (mean absolute)",
+    header = ["weak → strong", "loss", "seeds with both shifts", "weak labels' prior shift (mean absolute)",
               "student's base-rate shift (mean absolute)", "slope (student on labels)", "correlation",
               "seeds below the weak floor"]
     rows = []
@@ -171,7 +194,7 @@ def inheritance_table(groups: dict) -> str:
             if not group:
                 continue
             found = inheritance(group)
-            rows.append([f"{weak} → {strong}", loss, len(group), fmt(found["weak"]), fmt(found["student"]),
+            rows.append([f"{weak} → {strong}", loss, found["n"], fmt(found["weak"]), fmt(found["student"]),
                          fmt((found["slope"], math.nan), 2), fmt((found["r"], math.nan), 2),
                          ", ".join(map(str, found["below_floor"])) or "none"])
     return plot.markdown_grid(header, rows)
@@ -224,19 +247,21 @@ def plot_pgr(groups: dict, ds_name: str):
 
 
 def plot_inheritance(groups: dict, ds_name: str):
-    """Per seed, the student's base-rate shift against its weak labels' prior shift, a colour per strong rung, a
-    panel per loss; a cross where the student ended below its weak floor. On the diagonal a student copies the
+    """Per seed, the student's base-rate shift against its weak labels' prior shift, a colour per pair, a panel
+    per loss; a cross where the student ended below its weak floor. On the diagonal a student copies the
     shift."""
-    names = list(LADDER)
-    fig, axes, colors = loss_panels(4.4, sharex=True, sharey=True)
+    import matplotlib.pyplot as plt
+
+    fig, axes, _ = loss_panels(4.4, sharex=True, sharey=True)
+    pair_colors = plt.get_cmap("tab10")
     for ax, loss in zip(axes, LOSSES):
-        for weak, strong in pretrained_pairs():
+        for k, (weak, strong) in enumerate(pretrained_pairs()):
             group = groups.get((weak, strong, loss))
             if not group or not has_gap(groups, weak, strong):
                 continue
-            color = colors[names.index(strong)]
+            color = pair_colors(k % 10)
             for below in (False, True):
-                rows = [r for r in group if (r["transfer_acc"] < r["weak_acc"]) == below]
+                rows = [r for r in group if below_floor(r) == below]
                 ax.scatter([r["weak_labels_prior_shift"] for r in rows], [r["transfer_base_rate_shift"] for r in rows],
                            color=color, marker="x" if below else "o", s=40 if below else 22,
                            label=None if below else f"{weak} → {strong}")
@@ -300,6 +325,7 @@ def run_methods(results_folder: str, seeds: list[int], ds_name: str = QUICKSTART
     """One sweep per transfer loss over the pretrained ladder (ground-truth runs are shared), then the table."""
     from weak_to_strong.sweep import run_sweep
 
+    check_folder_setting(results_folder, ds_name, linear_probe, stratify)
     for loss in losses or method_names():
         run_sweep(",".join(LADDER), ds_name=ds_name, seeds=",".join(map(str, seeds)), loss=loss,
                   results_folder=results_folder, linear_probe=linear_probe, stratify=stratify)
