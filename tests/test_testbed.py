@@ -229,6 +229,21 @@ def test_a_pretrained_student_recovers_part_of_the_gap_and_its_random_twin_does_
     assert pgr(weak, twin, ceiling) < 0.5 * pgr(weak, transfer, ceiling)
 
 
+def test_stratified_halves_remove_the_class_prior_the_random_split_puts_into_the_weak_labels(tmp_path):
+    """Seed 8: the reference's random halves differ by 8 points in their share of north voters, and tb-s's
+    labels teach a prior about 6 points too high (README: the cause of tb-l's flips); stratified halves leave
+    a shift of about 1 point."""
+    from weak_to_strong.config import RunConfig
+    from weak_to_strong.pipeline import run_train_simple
+
+    def prior_shift(stratify: bool) -> float:
+        cfg = RunConfig(ds_name="testbed_knowledge", model_size="tb-s", seed=8, stratify=stratify,
+                        results_folder=str(tmp_path))
+        return run_train_simple(cfg)["weak_labels_prior_shift"]
+
+    assert prior_shift(False) > 0.04 and abs(prior_shift(True)) < 0.02
+
+
 @pytest.mark.slow
 def test_with_linear_probes_the_product_loss_recovers_the_gap_and_the_random_features_do_not(tmp_path):
     """Heads on frozen features (each rung's probe_lr), tb-s's labels -> tb-xl, seed 0: `product` recovers
