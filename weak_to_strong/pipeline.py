@@ -306,13 +306,13 @@ def check_no_empty_documents(ds, what: str, model_size: str) -> None:
                          "tokenizer; remove empty documents from the dataset")
 
 
-def make_weak_labels(to_label, probs: torch.Tensor):
+def make_weak_labels(to_label, probs: torch.Tensor, gt_labels: list[int]):
     """The labelled half, with the weak model's soft and hard labels and the ground truth kept as gt_label."""
     from datasets import Dataset
 
     columns = {c: column_list(to_label, c) for c in ("id", "txt") if c in to_label.column_names}
     return Dataset.from_dict({**columns, "soft_label": probs.tolist(), "hard_label": probs.argmax(dim=-1).tolist(),
-                              "gt_label": column_list(to_label, "hard_label")})
+                              "gt_label": gt_labels})
 
 
 def run_train_simple(cfg: RunConfig, splits: dict | None = None) -> dict:
@@ -486,10 +486,12 @@ def train_and_evaluate(model, data: RunData, cfg: RunConfig, pad_id: int, dp: Da
         check_predictions(probs, "weak labels")
         # How far the labels' class prior is from the truth: a student that learns little more than the prior
         # from them inherits this shift (the testbed report's third table).
-        shift = metrics.prior_shift(probs[:, 1].tolist(), column_list(data.to_label, "hard_label"))
+        gt_labels = column_list(data.to_label, "hard_label")
+        shift = metrics.prior_shift(probs[:, 1].tolist(), gt_labels)
         labels_shift = {} if math.isnan(shift) else {"weak_labels_prior_shift": shift}
         if dp.is_main:
-            results.save_weak_labels(make_weak_labels(data.to_label, probs), run_path / results.WEAK_LABELS_DIR)
+            results.save_weak_labels(make_weak_labels(data.to_label, probs, gt_labels),
+                                     run_path / results.WEAK_LABELS_DIR)
     if cfg.save_model:
         state = dp.full_state_dict(model)  # a collective under FSDP
         if dp.is_main:

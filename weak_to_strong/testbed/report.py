@@ -63,10 +63,11 @@ def run_measurement(results_folder: str, seeds: list[int], ds_name: str = QUICKS
 def check_folder_setting(results_folder: str, ds_name: str, linear_probe: bool, stratify: bool | None) -> None:
     """A ValueError before any training if the folder already holds runs of this task with other linear_probe
     or stratify settings: the report reads a folder of one setting, and would refuse it only after the sweeps."""
-    from weak_to_strong.datasets import get_dataset_spec
+    from weak_to_strong.config import RunConfig
+    from weak_to_strong.config import stratify as resolved_stratify
 
     wanted = {"linear_probe": bool(linear_probe),
-              "stratify": get_dataset_spec(ds_name).stratify if stratify is None else bool(stratify)}
+              "stratify": resolved_stratify(RunConfig(ds_name=ds_name, stratify=stratify))}
     runs, _ = readers.load_runs(results_folder) if Path(results_folder).is_dir() else ([], [])
     for run in (r for r in runs if r.get("ds_name") == ds_name):
         found = {name: bool(run.get(name, False)) for name in wanted}
