@@ -416,5 +416,31 @@ def test_pretraining_throughput_row_of_the_smallest_rung():
     assert row["non_embedding_params"] == 12_768  # 1 layer x width 32 (README's ladder table)
     assert 0 < row["mfu"] <= row["mfu_model_steps_only"] < 1 and 0 < row["data_share"] < 1
     assert row["real_tokens_per_s"] > 1000
+    assert row["activation"] == "gelu"  # the recipe's
     line = format_rows([row]).splitlines()[1]
-    assert line.startswith("tb-s    no ") and "%" in line
+    assert line.startswith("tb-s    gelu               no ") and "%" in line
+
+
+def test_throughput_alternates_activations_round_by_round_and_refuses_unknown_ones():
+    from weak_to_strong.testbed.throughput import measure_ladder
+
+    rows = measure_ladder(steps=1, rungs=["tb-s"], activations=["gelu_new", "gelu"], rounds=2)
+    assert [(r["round"], r["activation"]) for r in rows] == [(0, "gelu_new"), (0, "gelu"), (1, "gelu"),
+                                                             (1, "gelu_new")]
+    with pytest.raises(ValueError, match="unknown activation 'gleu'"):
+        measure_ladder(steps=1, rungs=["tb-s"], activations=["gleu"])
+
+
+def test_a_rungs_activation_is_part_of_its_recipe_and_of_the_built_model():
+    import dataclasses
+    from unittest import mock
+
+    from weak_to_strong.testbed.ladder import LADDER, init_model, recipe_hash
+
+    model = init_model("tb-s", vocab_size=20, eos_id=0)
+    assert model.config.activation_function == LADDER["tb-s"].activation == "gelu"
+    other = init_model("tb-s", vocab_size=20, eos_id=0, activation="gelu_new")
+    assert other.config.activation_function == "gelu_new"
+    with mock.patch.dict(LADDER, {"tb-s": dataclasses.replace(LADDER["tb-s"], activation="gelu_new")}):
+        changed = recipe_hash("tb-s")
+    assert changed != recipe_hash("tb-s")  # a cached build of another activation is never reused

@@ -20,9 +20,14 @@ from weak_to_strong.testbed.ladder import (LADDER, SHIPPED_DIR, build_into_cache
                                            ladder_names)
 
 
+def split_names(names) -> list[str]:
+    """A fire flag's comma list (a string, or the tuple fire makes of `a,b`) as a list of strings."""
+    names = [names] if isinstance(names, str) else list(names)
+    return [n for part in names for n in str(part).split(",") if n]
+
+
 def parse_names(names) -> list[str]:
-    names = list(LADDER) if names is None else [names] if isinstance(names, str) else list(names)
-    names = [n for part in names for n in str(part).split(",") if n]
+    names = list(LADDER) if names is None else split_names(names)
     unknown = [n for n in names if n not in ladder_names()]
     if unknown:
         raise ValueError(f"unknown ladder model(s) {', '.join(unknown)}; choose from: {', '.join(ladder_names())}")
@@ -77,8 +82,7 @@ def methods(seeds="0,1,2", results_folder: str | None = None, ds_name: str = "te
     from weak_to_strong.sweep import parse_int_list
     from weak_to_strong.testbed.report import run_methods
 
-    chosen = None if losses is None else [x for part in (losses if isinstance(losses, (list, tuple)) else [losses])
-                                          for x in str(part).split(",") if x]
+    chosen = None if losses is None else split_names(losses)
     folder = default_folder(results_folder, "testbed", linear_probe, stratify)
     print(run_methods(folder, parse_int_list(seeds, "seeds"), ds_name, chosen, bool(linear_probe), stratify))
 
@@ -90,12 +94,17 @@ def report(results_folder: str = "results/testbed", ds_name: str = "testbed_know
     print(write_report(results_folder, ds_name))
 
 
-def throughput(steps: int = 60, out: str | None = None, compile: bool = False) -> None:
+def throughput(steps: int = 60, out: str | None = None, compile: bool = False, rungs=None, activation=None,
+               rounds: int = 1) -> None:
     """Time `steps` pretraining steps of each rung; print tokens/s, MFU against the measured matmul peak.
-    --compile=True: the step through torch.compile (builds stay eager)."""
+    --compile=True: the step through torch.compile (builds stay eager). --activation=gelu_new,gelu with
+    --rounds=N: those activations' steps alternating in one process (an A/B that the machine's drift cannot fake)."""
     from weak_to_strong.testbed.throughput import format_rows, measure_ladder
 
-    print(format_rows(measure_ladder(steps, out, bool(compile))))
+    if int(rounds) < 1:
+        raise ValueError(f"--rounds must be at least 1, got {rounds}")
+    activations = None if activation is None else split_names(activation)
+    print(format_rows(measure_ladder(steps, out, bool(compile), parse_names(rungs), activations, int(rounds))))
 
 
 def tune_lr(seeds="10,11,12,13,14", results_folder: str | None = None, ds_name: str = "testbed_knowledge",

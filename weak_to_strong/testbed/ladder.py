@@ -43,6 +43,9 @@ class LadderRung:
     lr: float = 3e-3
     n_head: int = 2
     seed: int = 0
+    activation: str = "gelu"
+    """The MLP's activation. Exact GELU is one fused kernel; GPT-2's tanh approximation ("gelu_new", the
+    first ladder's) is eight elementwise passes and took 30 % of a `tb-xl` pretraining step."""
     finetune_lr: float = 1e-4
     """The registry's default fine-tuning lr, chosen on ground truth only: `python -m weak_to_strong.testbed
     tune_lr` (tune.py: 3e-6 ... 3e-3, seeds 10-14, the one-standard-error rule; README "The testbed")."""
@@ -59,7 +62,7 @@ class LadderRung:
 LADDER: dict[str, LadderRung] = {
     "tb-s": LadderRung(n_layer=1, n_embd=32, steps=1500, finetune_lr=1e-3, probe_lr=1e-2),
     "tb-m": LadderRung(n_layer=2, n_embd=64, steps=4000, finetune_lr=3e-5, probe_lr=3e-2),
-    "tb-l": LadderRung(n_layer=3, n_embd=96, steps=2500, finetune_lr=1e-5, probe_lr=3e-2),
+    "tb-l": LadderRung(n_layer=3, n_embd=96, steps=4000, finetune_lr=1e-5, probe_lr=3e-2),
     "tb-xl": LadderRung(n_layer=4, n_embd=128, steps=3000, lr=1e-3, finetune_lr=3e-5, probe_lr=3e-2),
 }
 """Names to rungs, smallest first: more layers, width and pretraining compute up the ladder."""
@@ -121,14 +124,16 @@ def make_doc_source(vocab: dict[str, int], knowledge_share: float = CORPUS_KNOWL
     return draw
 
 
-def init_model(name: str, vocab_size: int, eos_id: int):
-    """The rung's GPT-2 causal LM with its initial random weights (seeded): what pretraining starts from."""
+def init_model(name: str, vocab_size: int, eos_id: int, **overrides):
+    """The rung's GPT-2 causal LM with its initial random weights (seeded): what pretraining starts from.
+    `overrides` replace fields of the rung (the throughput comparison times another activation)."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    spec = rung(name)
+    spec = replace(rung(name), **overrides)
     config = GPT2Config(vocab_size=vocab_size, n_positions=CONTEXT, n_layer=spec.n_layer, n_embd=spec.n_embd,
-                        n_head=spec.n_head, bos_token_id=eos_id, eos_token_id=eos_id,
+                        n_head=spec.n_head, activation_function=spec.activation,
+                        bos_token_id=eos_id, eos_token_id=eos_id,
                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     torch.manual_seed(spec.seed)
     return GPT2LMHeadModel(config)
