@@ -188,7 +188,7 @@ def test_rebuilding_a_shipped_rung_gives_its_evaluation_numbers(name, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("W2S_TEST_REBUILD"), reason="rebuilds tb-m, tb-l, tb-xl (about 12 minutes on "
+@pytest.mark.skipif(not os.environ.get("W2S_TEST_REBUILD"), reason="rebuilds tb-m, tb-l, tb-xl (about 11 minutes on "
                     "2 cores): set W2S_TEST_REBUILD=1")
 @pytest.mark.parametrize("name", ["tb-m", "tb-l", "tb-xl"])
 def test_rebuilding_a_large_shipped_rung_gives_its_evaluation_numbers(name, tmp_path):
