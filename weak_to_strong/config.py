@@ -396,12 +396,18 @@ def registry_lr(cfg: RunConfig, spec) -> float:
     return spec.probe_lr if cfg.linear_probe and spec.probe_lr is not None else spec.default_lr
 
 
+def dataset_default(cfg: RunConfig, name: str) -> bool:
+    """A switch of the run (`balance`, `stratify`): as given, else the dataset's default of the same name."""
+    given = getattr(cfg, name)
+    return getattr(get_dataset_spec(cfg.ds_name), name) if given is None else bool(given)
+
+
 def balance(cfg: RunConfig) -> bool:
-    return get_dataset_spec(cfg.ds_name).balance if cfg.balance is None else bool(cfg.balance)
+    return dataset_default(cfg, "balance")
 
 
 def stratify(cfg: RunConfig) -> bool:
-    return get_dataset_spec(cfg.ds_name).stratify if cfg.stratify is None else bool(cfg.stratify)
+    return dataset_default(cfg, "stratify")
 
 
 def with_doc_counts(cfg: RunConfig, n_train: int, n_test: int) -> RunConfig:

@@ -104,7 +104,8 @@ def describe(name: str, spec: DatasetSpec) -> str:
     splits = ", ".join(f"{ours} <- {theirs}" for ours, theirs in spec.splits)
     template = formatter_template(spec.formatter).replace("\n", "\\n")
     return (f"{name}\n  source:   {source}{revision}\n  splits:   {splits}; balanced by default: "
-            f"{'yes' if spec.balance else 'no'}; stratified halves by default: {'yes' if spec.stratify else 'no'}\n  label 1:  {label_meaning(spec.formatter)}\n"
+            f"{'yes' if spec.balance else 'no'}; stratified halves by default: {'yes' if spec.stratify else 'no'}\n"
+            f"  label 1:  {label_meaning(spec.formatter)}\n"
             f"  template: {template}")
 
 

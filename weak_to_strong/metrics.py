@@ -81,9 +81,7 @@ def base_rate_shift(probs: list[float], labels: list[int]) -> float:
     prior sits from the truth, whatever it gets right. A student fine-tuned for a few steps on weak labels
     inherits its supervisor's shift (sign included), which can cost it far more accuracy than the supervisor
     lost. NaN without predictions."""
-    if not probs:
-        return math.nan
-    return sum(predicted_class(p) - y for p, y in zip(probs, labels, strict=True)) / len(probs)
+    return prior_shift([predicted_class(p) for p in probs], labels)
 
 
 def prior_shift(probs: list[float], labels: list[int]) -> float:

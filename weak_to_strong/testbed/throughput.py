@@ -72,6 +72,8 @@ def measure_ladder(steps: int = 60, out: str | None = None, compile: bool = Fals
                    activations: list[str | None] | None = None, rounds: int = 1) -> list[dict]:
     """Rows for each round, rung and activation (None: the recipe's); odd rounds take the activations in
     reverse order, so neither always runs first."""
+    if rounds < 1:
+        raise ValueError(f"--rounds must be at least 1, got {rounds}")
     activations = activations or [None]
     for act in activations:
         check_activation(act)
